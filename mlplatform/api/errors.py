@@ -1,0 +1,43 @@
+"""One exception handler for the whole API: every error a user can trigger becomes a clear 4xx."""
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ObjectDoesNotExist, ValidationError as DjangoValidationError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from mlplatform.errors import ApplicationError
+from training.ml.errors import MLInputError
+
+logger = logging.getLogger(__name__)
+
+
+def _validation_body(detail) -> dict:
+    """DRF's validation detail as {"detail": summary, "errors": {field: [messages]}}."""
+    if isinstance(detail, dict):
+        errors = {field: [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])] for field, msgs in detail.items()}
+        first_field, first_msgs = next(iter(errors.items()), ("detail", ["invalid input"]))
+        summary = first_msgs[0] if first_field in ("non_field_errors", "detail") else f"{first_field}: {first_msgs[0]}"
+        return {"detail": summary, "errors": errors}
+    messages = [str(m) for m in (detail if isinstance(detail, list) else [detail])]
+    return {"detail": "; ".join(messages), "errors": {"non_field_errors": messages}}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, (ApplicationError, MLInputError)):
+        if isinstance(exc, MLInputError):
+            exc = ApplicationError(exc.message, field=exc.field, status=exc.status)
+        return Response(exc.as_dict(), status=exc.status)
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        return Response(_validation_body(detail), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ObjectDoesNotExist):
+        return Response({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, exceptions.ValidationError):
+        return Response(_validation_body(exc.detail), status=exc.status_code)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" not in response.data:
+        response.data = _validation_body(response.data)
+    return response

@@ -1,0 +1,34 @@
+"""Shared helpers for server-rendered pages: role checks and turning application errors into form messages."""
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+
+from tenants.accounts.selectors import membership_for
+
+
+def member_required(role: str = "viewer"):
+    """Sign-in required; then the member needs at least `role` (403 page otherwise)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            membership = membership_for(request.user)
+            if membership is None:
+                raise PermissionDenied("You are not a member of this organization.")
+            if not membership.has_role(role):
+                raise PermissionDenied(f"This needs the {role} role; yours is {membership.role}.")
+            return view(request, *args, **kwargs)
+
+        wrapped.required_role = role
+        return wrapped
+
+    return decorator
+
+
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")

@@ -1,0 +1,12 @@
+"""/api/v1/ on an organization's host."""
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from tenants.accounts.urls import api_urls as account_api_urls
+
+urlpatterns = [
+    *account_api_urls,
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[AllowAny], authentication_classes=[]), name="api-docs"),
+]

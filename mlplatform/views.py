@@ -1,0 +1,47 @@
+"""Pages that belong to no single app: the public landing page, the dashboard, health, errors."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from mlplatform.jobs import worker_status
+from mlplatform.pages import member_required
+from mlplatform.selectors import dashboard_summary
+
+
+def landing(request):
+    return render(request, "public/landing.html", {"base_domain": settings.BASE_DOMAIN, "port": settings.PUBLIC_PORT})
+
+
+@member_required("viewer")
+def dashboard(request):
+    return render(request, "dashboard.html", {"summary": dashboard_summary()})
+
+
+@never_cache
+def healthz(request):
+    """Database and worker liveness. 200 when both are fine, 503 otherwise (the body says which)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        database = {"ok": True}
+    except Exception as exc:  # the point of this endpoint is to report it
+        database = {"ok": False, "error": exc.__class__.__name__}
+    worker = worker_status(stale_after_s=settings.JOB_HEARTBEAT_STALE_SECONDS + 60) if database["ok"] else {"alive": False}
+    ok = database["ok"] and worker["alive"]
+    return JsonResponse({"status": "ok" if ok else "degraded", "database": database, "worker": worker}, status=200 if ok else 503)
+
+
+def error_404(request, exception=None):
+    return render(request, "errors/404.html", status=404)
+
+
+def error_403(request, exception=None):
+    return render(request, "errors/403.html", {"reason": str(exception) if exception else ""}, status=403)
+
+
+def error_500(request):
+    return render(request, "errors/500.html", status=500)

@@ -1,0 +1,127 @@
+"""Writes for members, sign-in and the audit log. Every change leaves an audit event."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from mlplatform.errors import ApplicationError
+
+from .models import AuditEvent, Membership, Role
+
+User = get_user_model()
+
+
+def audit_record(*, actor: str, action: str, obj=None, object_type: str = "", object_id: str = "",
+                 object_repr: str = "", detail: dict | None = None, ip_address: str | None = None) -> AuditEvent:
+    if obj is not None:
+        object_type = object_type or obj._meta.model_name
+        object_id = object_id or str(obj.pk)
+        object_repr = object_repr or str(obj)[:200]
+    return AuditEvent.objects.create(
+        actor=actor[:150], action=action, object_type=object_type, object_id=object_id,
+        object_repr=object_repr[:200], detail=detail or {}, ip_address=ip_address,
+    )
+
+
+# --- Sign-in with lock-out -----------------------------------------------------
+def _failure_key(username: str) -> str:
+    # The cache's key function prefixes the schema name, so counters never cross organizations.
+    return f"login-failures:{username.lower()}"
+
+
+def login_locked_for(username: str) -> int:
+    """Seconds the username stays locked, 0 when it may try."""
+    failures = cache.get(_failure_key(username))
+    if failures and failures["count"] >= settings.LOGIN_FAILURE_LIMIT:
+        return settings.LOGIN_LOCKOUT_SECONDS
+    return 0
+
+
+def user_sign_in(*, request, username: str, password: str, ip_address: str | None = None):
+    """Check credentials with lock-out after repeated failures. Returns the user or raises ApplicationError."""
+    if login_locked_for(username):
+        minutes = max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)
+        raise ApplicationError(
+            f"Too many failed sign-in attempts for '{username}'. Try again in {minutes} minutes.", status=429
+        )
+    user = authenticate(request, username=username, password=password)
+    membership = Membership.objects.filter(user=user).first() if user else None
+    if user is None or membership is None:
+        key = _failure_key(username)
+        failures = cache.get(key) or {"count": 0}
+        failures["count"] += 1
+        cache.set(key, failures, settings.LOGIN_LOCKOUT_SECONDS)
+        audit_record(actor=username or "?", action="sign_in_failed", object_type="user", object_repr=username,
+                     ip_address=ip_address)
+        raise ApplicationError("Wrong username or password for this organization.", status=400)
+    cache.delete(_failure_key(username))
+    audit_record(actor=user.username, action="sign_in", obj=user, ip_address=ip_address)
+    return user
+
+
+# --- Members ---------------------------------------------------------------------
+def _check_password(password: str, user=None) -> None:
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ApplicationError(" ".join(exc.messages), field="password") from exc
+
+
+@transaction.atomic
+def member_create(*, actor: str, username: str, password: str, role: str, email: str = "") -> User:
+    username = username.strip()
+    if not username:
+        raise ApplicationError("Username is required.", field="username")
+    if role not in Role.values:
+        raise ApplicationError(f"Unknown role '{role}'; roles are: {', '.join(Role.values)}.", field="role")
+    if User.objects.filter(username__iexact=username).exists():
+        raise ApplicationError(f"A member named '{username}' already exists.", field="username", status=409)
+    _check_password(password)
+    user = User.objects.create_user(username=username, password=password, email=email, is_staff=role == Role.OWNER)
+    Membership.objects.create(user=user, role=role)
+    audit_record(actor=actor, action="member_added", obj=user, detail={"role": role})
+    return user
+
+
+def _owners_left_after(user, *, role: str | None = None, active: bool | None = None) -> int:
+    owners = Membership.objects.filter(role=Role.OWNER, user__is_active=True).exclude(user=user).count()
+    user_stays_owner = (role or user.membership.role) == Role.OWNER and (active if active is not None else user.is_active)
+    return owners + (1 if user_stays_owner else 0)
+
+
+@transaction.atomic
+def member_update(*, actor: str, user, role: str | None = None, is_active: bool | None = None) -> User:
+    if role is not None and role not in Role.values:
+        raise ApplicationError(f"Unknown role '{role}'; roles are: {', '.join(Role.values)}.", field="role")
+    if _owners_left_after(user, role=role, active=is_active) == 0:
+        raise ApplicationError("An organization needs at least one active owner.", field="role", status=409)
+    membership = user.membership
+    changes = {}
+    if role is not None and role != membership.role:
+        changes["role"] = [membership.role, role]
+        membership.role = role
+        membership.save(update_fields=["role"])
+        user.is_staff = role == Role.OWNER  # the organization's admin site is for owners
+        user.save(update_fields=["is_staff"])
+    if is_active is not None and is_active != user.is_active:
+        changes["is_active"] = [user.is_active, is_active]
+        user.is_active = is_active
+        user.save(update_fields=["is_active"])
+        if not is_active:
+            from rest_framework.authtoken.models import Token
+
+            Token.objects.filter(user=user).delete()  # a deactivated member's token stops working at once
+    if changes:
+        audit_record(actor=actor, action="member_changed", obj=user, detail=changes)
+    return user
+
+
+def token_for(user):
+    from rest_framework.authtoken.models import Token
+
+    token, _ = Token.objects.get_or_create(user=user)
+    return token

@@ -1,0 +1,26 @@
+"""The platform admin on the public host: organizations and their domains."""
+from django.contrib import admin
+
+from .models import Domain, Organization, WorkerHeartbeat
+
+
+class DomainInline(admin.TabularInline):
+    model = Domain
+    extra = 0
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "schema_name", "created", "max_concurrent_jobs", "storage_quota_mb", "max_upload_mb")
+    search_fields = ("name", "slug")
+    readonly_fields = ("schema_name", "created")
+    inlines = [DomainInline]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # dropping a schema is not a click in the admin
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ("worker", "last_seen")
+    readonly_fields = ("worker", "last_seen")

@@ -1,0 +1,93 @@
+"""Session-wide fixtures: three organizations (demo, acme, globex) created once, each with one member per role.
+
+Data made here is committed in the test database, so real servers and workers started by tests see it.
+Per-test data uses the `db` fixture (rolled back) unless a test needs a separate process to see it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django_tenants.utils import schema_context
+from rest_framework.test import APIClient
+
+PASSWORDS = {"owner": "owner-pass-123", "editor": "editor-pass-123", "viewer": "viewer-pass-123"}
+
+
+@dataclass
+class Org:
+    slug: str
+    schema: str
+    host: str
+    tokens: dict = field(default_factory=dict)
+    user_ids: dict = field(default_factory=dict)
+
+    def client(self, role: str | None = None) -> APIClient:
+        """An API client on this organization's host, authenticated with the role's token (anonymous if None)."""
+        client = APIClient(HTTP_HOST=self.host)
+        if role:
+            client.credentials(HTTP_AUTHORIZATION=f"Token {self.tokens[role]}")
+        return client
+
+
+def _make_org(slug: str) -> Org:
+    from tenants.accounts.services import member_create, token_for
+    from tenants.models import Organization
+    from tenants.services import organization_create
+
+    if slug == "demo":
+        call_command("seed_demo", verbosity=0)
+        org = Organization.objects.get(slug="demo")
+    else:
+        org = organization_create(name=slug.title(), slug=slug, owner_username="owner", owner_password=PASSWORDS["owner"])
+    result = Org(slug=slug, schema=org.schema_name, host=org.get_primary_domain().domain)
+    with schema_context(org.schema_name):
+        from django.contrib.auth import get_user_model
+
+        User = get_user_model()
+        for role, password in PASSWORDS.items():
+            user = User.objects.filter(username=role).first()
+            if user is None:
+                user = member_create(actor="tests", username=role, password=password, role=role)
+            else:
+                user.set_password(password)
+                user.save()
+            result.user_ids[role] = user.pk
+            result.tokens[role] = token_for(user).key
+    return result
+
+
+@pytest.fixture(scope="session")
+def orgs(django_db_setup, django_db_blocker) -> dict[str, Org]:
+    with django_db_blocker.unblock():
+        made = {slug: _make_org(slug) for slug in ("demo", "acme", "globex")}
+        connection.set_schema_to_public()
+    return made
+
+
+@pytest.fixture
+def acme(orgs) -> Org:
+    return orgs["acme"]
+
+
+@pytest.fixture
+def globex(orgs) -> Org:
+    return orgs["globex"]
+
+
+@pytest.fixture(autouse=True)
+def _back_to_public_schema():
+    """Requests switch the shared connection to their organization's schema; start each test from public."""
+    yield
+    if connection.connection is not None or connection.in_atomic_block:
+        connection.set_schema_to_public()
+
+
+@pytest.fixture
+def committed(django_db_blocker):
+    """Database access without the per-test transaction: what the test writes is visible to other processes."""
+    with django_db_blocker.unblock():
+        yield
+        connection.set_schema_to_public()

@@ -1,0 +1,97 @@
+"""Hosts, health, API docs, settings checks."""
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_unknown_host_is_a_404_page_not_a_500(orgs):
+    response = Client(HTTP_HOST="nope.localhost").get("/")
+    assert response.status_code == 404
+    assert b"no organization is served at" in response.content
+
+
+def test_public_host_shows_the_landing_page(orgs):
+    response = Client(HTTP_HOST="localhost").get("/")
+    assert response.status_code == 200
+    assert b"Where to sign in" in response.content
+
+
+def test_openapi_schema_and_docs_are_served_without_a_cdn(acme):
+    schema = acme.client().get("/api/v1/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert "/api/v1/auth/token" in paths and "/api/v1/me" in paths
+    docs = acme.client().get("/api/v1/docs/")
+    assert docs.status_code == 200
+    html = docs.content.decode()
+    assert "swagger-ui" in html
+    for cdn in ("cdn.jsdelivr", "unpkg.com", "cdnjs"):
+        assert cdn not in html
+
+
+def test_healthz_reports_database_and_a_missing_worker(acme):
+    from tenants.models import WorkerHeartbeat
+
+    WorkerHeartbeat.objects.all().delete()
+    response = Client(HTTP_HOST="localhost").get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["database"]["ok"] is True
+    assert body["worker"]["alive"] is False
+
+
+def test_healthz_is_ok_with_a_fresh_worker_heartbeat(acme):
+    from mlplatform.jobs import touch_worker_heartbeat
+
+    touch_worker_heartbeat(min_interval_s=0)
+    response = Client(HTTP_HOST=acme.host).get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["worker"]["alive"] is True
+
+
+def test_q_cluster_timeout_must_be_below_retry():
+    from mlplatform.settings.base import check_q_cluster
+
+    with pytest.raises(ImproperlyConfigured, match="must be smaller than retry"):
+        check_q_cluster({"timeout": 600, "retry": 600})
+    check_q_cluster({"timeout": 600, "retry": 700})
+
+
+def test_production_settings_refuse_the_development_key(monkeypatch):
+    import importlib
+    import sys
+
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    sys.modules.pop("mlplatform.settings.production", None)
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY"):
+        importlib.import_module("mlplatform.settings.production")
+
+
+def test_cached_values_do_not_cross_organizations(acme, globex):
+    from django.core.cache import cache
+    from django_tenants.utils import schema_context
+
+    with schema_context(acme.schema):
+        cache.set("shared-name", "acme's value")
+    with schema_context(globex.schema):
+        assert cache.get("shared-name") is None
+        cache.set("shared-name", "globex's value")
+    with schema_context(acme.schema):
+        assert cache.get("shared-name") == "acme's value"
+
+
+def test_stored_files_do_not_cross_organizations(acme, globex):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django_tenants.utils import schema_context
+
+    with schema_context(acme.schema):
+        name = default_storage.save("probe/secret.txt", ContentFile(b"acme only"))
+        acme_path = default_storage.path(name)
+    with schema_context(globex.schema):
+        assert not default_storage.exists(name)
+        assert default_storage.path(name) != acme_path
+    with schema_context(acme.schema):
+        default_storage.delete(name)

@@ -30,14 +30,14 @@ class TokenApi(BaseAPIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    class Input(serializers.Serializer):
+    class TokenInput(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=256, style={"input_type": "password"})
 
-    @extend_schema(request=Input, responses={200: inline_serializer("TokenOutput", {"token": serializers.CharField(), "organization": serializers.CharField(), "role": serializers.CharField()})},
+    @extend_schema(request=TokenInput, responses={200: inline_serializer("TokenOutput", {"token": serializers.CharField(), "organization": serializers.CharField(), "role": serializers.CharField()})},
                    auth=[])
     def post(self, request):
-        data = self.Input(data=request.data)
+        data = self.TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_sign_in(request=request, ip_address=client_ip(request), **data.validated_data)
         token = services.token_for(user)
@@ -62,7 +62,7 @@ class MemberListApi(BaseAPIView):
     read_role = "owner"
     required_role = "owner"
 
-    class Input(serializers.Serializer):
+    class MemberListInput(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=256, write_only=True)
         email = serializers.EmailField(required=False, default="")
@@ -72,9 +72,9 @@ class MemberListApi(BaseAPIView):
     def get(self, request):
         return Response(MemberOutput(selectors.member_list(), many=True).data)
 
-    @extend_schema(request=Input, responses={201: MemberOutput})
+    @extend_schema(request=MemberListInput, responses={201: MemberOutput})
     def post(self, request):
-        data = self.Input(data=request.data)
+        data = self.MemberListInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.member_create(actor=self.audit_actor(), **data.validated_data)
         return Response(MemberOutput(user).data, status=status.HTTP_201_CREATED)
@@ -84,7 +84,7 @@ class MemberDetailApi(BaseAPIView):
     read_role = "owner"
     required_role = "owner"
 
-    class Input(serializers.Serializer):
+    class MemberDetailInput(serializers.Serializer):
         role = serializers.ChoiceField(choices=Role.choices, required=False)
         is_active = serializers.BooleanField(required=False)
 
@@ -92,10 +92,10 @@ class MemberDetailApi(BaseAPIView):
     def get(self, request, user_id: int):
         return Response(MemberOutput(get_object_or_404(selectors.member_list(), pk=user_id)).data)
 
-    @extend_schema(request=Input, responses={200: MemberOutput})
+    @extend_schema(request=MemberDetailInput, responses={200: MemberOutput})
     def patch(self, request, user_id: int):
         user = get_object_or_404(selectors.member_list(), pk=user_id)
-        data = self.Input(data=request.data)
+        data = self.MemberDetailInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.member_update(actor=self.audit_actor(), user=user, **data.validated_data)
         return Response(MemberOutput(user).data)

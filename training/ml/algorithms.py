@@ -212,7 +212,7 @@ class XGBoostAlgorithm(Algorithm):
         "learning_rate": FloatRange(0.01, 0.3, log=True),
         "subsample": FloatRange(0.5, 1.0),
         "colsample_bytree": FloatRange(0.5, 1.0),
-        "min_child_weight": FloatRange(1.0, 20.0, log=True),
+        "min_child_weight": FloatRange(1.0, 10.0, log=True),
         "reg_lambda": FloatRange(1e-3, 10.0, log=True),
     }
     defaults = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "subsample": 1.0,

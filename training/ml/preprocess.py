@@ -34,8 +34,7 @@ def to_float_frame(X: pd.DataFrame) -> np.ndarray:
     """Numbers as float64; text that is not a number and +/-inf become NaN (then imputed)."""
     frame = pd.DataFrame(X).apply(pd.to_numeric, errors="coerce")
     array = frame.to_numpy(dtype=float, na_value=np.nan)
-    array[~np.isfinite(array)] = np.nan
-    return array
+    return np.where(np.isfinite(array), array, np.nan)
 
 
 def to_str_frame(X: pd.DataFrame) -> np.ndarray:

@@ -146,6 +146,12 @@ LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+try:  # plotly.js ships inside the plotly package: serve that copy, no CDN
+    import plotly as _plotly
+
+    STATICFILES_DIRS.append(("plotly", Path(_plotly.__file__).parent / "package_data"))
+except ImportError:  # pragma: no cover
+    pass
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / ".data" / "media"))
 MEDIA_URL = "/files/"  # never routed: files are served only by views that check permissions
 STORAGES = {
@@ -230,3 +236,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "pgserver": {"level": "WARNING"}},
 }
+
+# --- Datasets and model files -------------------------------------------------------
+DATASET_MAX_COLUMNS = env_int("DATASET_MAX_COLUMNS", 1000)
+# Key for the HMAC of model files: from the environment, never SECRET_KEY. Development falls back to a
+# key generated once under .data/ (production.py requires the variable).
+MODEL_SIGNING_KEY = os.environ.get("MODEL_SIGNING_KEY", "")
+MODEL_SIGNING_KEY_FILE = BASE_DIR / ".data" / "model-signing.key"
+
+# Native libraries read these when they load: cap their threads to what one job may use.
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS_PER_JOB))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS_PER_JOB))
+os.environ.setdefault("MKL_NUM_THREADS", str(THREADS_PER_JOB))

@@ -66,6 +66,7 @@ _ENCODING_LABELS = {
     "cp1252": "Windows-1252", "latin-1": "Latin-1",
 }
 _FIELD = "file"
+_NO_ROWS = "the file has a header but no data rows"
 
 
 @dataclass
@@ -156,10 +157,14 @@ class _LimitedReader(io.RawIOBase):
         return len(data)
 
 
+def _megabytes(n: int) -> str:
+    mb = f"{n / 2**20:.2f}".rstrip("0").rstrip(".")
+    return f"{mb} MB" if mb != "0" else f"{n} bytes"
+
+
 def _too_large(max_bytes: int) -> MLInputError:
-    mb = f"{max_bytes / 2**20:.2f}".rstrip("0").rstrip(".")
-    limit = f"{mb} MB" if mb != "0" else f"{max_bytes} bytes"
-    return MLInputError(f"the file is larger than the upload limit of {limit}", field=_FIELD, status=413)
+    return MLInputError(f"the file is larger than the upload limit of {_megabytes(max_bytes)}",
+                        field=_FIELD, status=413)
 
 
 class _Source:
@@ -286,7 +291,7 @@ def _ingest_csv(source: _Source, out: Path, head: bytes, at_eof: bool, *,
                                                 complete=at_eof)
             _check_names(names, max_columns)
     if rows == 0:
-        raise MLInputError("the file has a header but no data rows", field=_FIELD)
+        raise MLInputError(_NO_ROWS, field=_FIELD)
 
     schema = pa.schema([pa.field(name, types.arrow_type(i)) for i, name in enumerate(names)])
     written = 0
@@ -376,7 +381,10 @@ def _delimiter_score(sample: str, delimiter: str, complete: bool) -> tuple[float
 
 
 def _parse_header(text: str, delimiter: str, *, complete: bool) -> tuple[list[str], int]:
-    """Column names, and how many physical lines the header takes (blank lines before it too)."""
+    """Column names, and how many physical lines the header takes (blank lines before it too).
+
+    With the whole file in ``text`` (``complete``), a header with nothing after it is refused.
+    """
     buffer = io.StringIO(text, newline="")
     reader = csv.reader(buffer, delimiter=delimiter)
     try:
@@ -385,6 +393,8 @@ def _parse_header(text: str, delimiter: str, *, complete: bool) -> tuple[list[st
                 continue
             if not complete and buffer.tell() >= len(text):
                 raise MLInputError(f"the header line is longer than {HEAD_BYTES // 2**20} MB", field=_FIELD)
+            if complete and not text[buffer.tell():].strip():
+                raise MLInputError(_NO_ROWS, field=_FIELD)
             return [name.strip() for name in record], reader.line_num
     except csv.Error as exc:
         raise MLInputError(f"the header line cannot be read: {exc}", field=_FIELD) from None
@@ -473,6 +483,16 @@ def _bad_row_error(source: _Source, names, delimiter, encoding, block_size) -> M
     Only runs when pyarrow has already found a bad row, so its cost is paid on failure only.
     """
     expected = len(names)
+    # The csv module refuses values over 128 KB by default; allow what pyarrow allowed.
+    limit = csv.field_size_limit(max(block_size, csv.field_size_limit()))
+    try:
+        return _first_bad_row(source, expected, delimiter, encoding, block_size)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _first_bad_row(source: _Source, expected: int, delimiter, encoding, block_size) -> MLInputError:
+    too_long = f"a row is longer than {_megabytes(block_size)}"
     with source.reading() as stream:
         text = io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
         reader = csv.reader(text, delimiter=delimiter)
@@ -485,8 +505,8 @@ def _bad_row_error(source: _Source, names, delimiter, encoding, block_size) -> M
                 break
             except csv.Error:
                 return MLInputError(
-                    f"line {start}: a quoted value starting here is never closed or is longer than "
-                    f"{csv.field_size_limit() // 1024} KB; check the double quotes", field=_FIELD)
+                    f"line {start}: a double quote opened here is never closed, or {too_long}",
+                    field=_FIELD)
             if not record:
                 continue
             if not header_seen:
@@ -499,9 +519,7 @@ def _bad_row_error(source: _Source, names, delimiter, encoding, block_size) -> M
                 return MLInputError(
                     f"line {start} has {len(record)} field{'s' if len(record) != 1 else ''} but the "
                     f"header has {expected}{hint}; every row needs {expected} fields", field=_FIELD)
-    return MLInputError(
-        f"a row is longer than {max(block_size // 2**20, 1)} MB or has an unclosed double quote",
-        field=_FIELD)
+    return MLInputError(f"{too_long} or has an unclosed double quote", field=_FIELD)
 
 
 _NA_SET = pa.array(NA_TOKENS, pa.string())

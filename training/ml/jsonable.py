@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, np.ndarray):
         return [plain(v) for v in value.tolist()]
+    if isinstance(value, Enum):
+        return plain(value.value)
     if isinstance(value, (pd.Timestamp, dt.datetime, dt.date)):
         return None if pd.isna(value) else value.isoformat()
     if isinstance(value, np.generic):

@@ -5,6 +5,7 @@ anything undefined).
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -139,7 +140,9 @@ def _downsample(n: int, limit: int) -> np.ndarray:
 def _safe(fn: Callable[[], float]) -> float | None:
     """A metric value, or None where it is undefined (e.g. one class only in the test set)."""
     try:
-        return plain_float(fn())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # undefined values are reported as None instead
+            return plain_float(fn())
     except ValueError:
         return None
 

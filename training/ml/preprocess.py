@@ -25,7 +25,7 @@ MIN_CATEGORY_FREQUENCY = 5
 #: At most this many one-hot features per categorical column (including "infrequent").
 MAX_CATEGORIES = 20
 MISSING_CATEGORY = "(missing)"
-DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour")
+DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
 
 
 # --- functions run inside the fitted pipeline (module level: skops-safe) ---------------------

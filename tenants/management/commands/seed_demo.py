@@ -25,11 +25,7 @@ class Command(BaseCommand):
                 if not Membership.objects.filter(user__username=username).exists():
                     member_create(actor="system", username=username, password=password, role=username)
             for path in DEMO_CONTENT:
-                try:
-                    seed = import_string(path)
-                except ImportError:
-                    continue
-                message = seed()
+                message = import_string(path)()
                 if message:
                     self.stdout.write(message)
         self.stdout.write(self.style.SUCCESS(f"Demo organization ready at {organization_url(org)}"))

@@ -1,0 +1,169 @@
+"""API for datasets and training jobs under /api/v1/ml/."""
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from mlplatform.api.base import BaseAPIView
+
+from . import selectors, services
+from .models import Dataset, JobStatus
+
+
+class DatasetOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "original_filename", "file_format", "delimiter", "encoding", "size_bytes", "stored_bytes",
+                  "rows", "columns", "created_by", "created"]
+
+
+class DatasetDetailOutput(DatasetOutput):
+    class Meta(DatasetOutput.Meta):
+        fields = DatasetOutput.Meta.fields + ["profile", "notes"]
+
+
+class DatasetListApi(BaseAPIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    class DatasetUploadInput(serializers.Serializer):
+        file = serializers.FileField(help_text="CSV (any common delimiter; UTF-8, UTF-8 with BOM or Latin-1) or Parquet.")
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+    @extend_schema(responses={200: DatasetOutput(many=True)})
+    def get(self, request):
+        return Response(DatasetOutput(selectors.dataset_list(), many=True).data)
+
+    @extend_schema(request={"multipart/form-data": DatasetUploadInput}, responses={201: DatasetDetailOutput})
+    def post(self, request):
+        services.check_upload_size(int(request.META.get("CONTENT_LENGTH") or 0))
+        data = self.DatasetUploadInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        dataset = services.dataset_create(actor=self.audit_actor(), file=data.validated_data["file"],
+                                          name=data.validated_data.get("name", ""))
+        return Response(DatasetDetailOutput(dataset).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetDetailApi(BaseAPIView):
+    @extend_schema(responses={200: DatasetDetailOutput})
+    def get(self, request, dataset_id: int):
+        return Response(DatasetDetailOutput(get_object_or_404(Dataset, pk=dataset_id)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, dataset_id: int):
+        services.dataset_delete(actor=self.audit_actor(), dataset=get_object_or_404(Dataset, pk=dataset_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DatasetPreviewApi(BaseAPIView):
+    @extend_schema(parameters=[OpenApiParameter("n", int, description="rows, at most 200 (default 20)")],
+                   responses={200: inline_serializer("DatasetPreview", {"columns": serializers.ListField(), "rows": serializers.ListField()})})
+    def get(self, request, dataset_id: int):
+        from training.ml.profile import preview_parquet
+
+        from .storage import absolute_path
+
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        try:
+            n = min(200, max(1, int(request.query_params.get("n", 20))))
+        except ValueError:
+            return Response({"detail": "n must be an integer", "errors": {"n": ["must be an integer"]}}, status=400)
+        return Response(preview_parquet(absolute_path(dataset.file), n=n))
+
+
+class JobOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    kind = serializers.CharField()
+    dataset_id = serializers.IntegerField(allow_null=True)
+    dataset_name = serializers.CharField()
+    model_name = serializers.CharField()
+    created_by = serializers.CharField()
+    created = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_s = serializers.FloatField(allow_null=True)
+    progress = serializers.FloatField()
+    stage = serializers.CharField()
+    error = serializers.CharField()
+    cancel_requested = serializers.BooleanField()
+    model_version_id = serializers.IntegerField(allow_null=True)
+
+
+class JobDetailOutput(JobOutput):
+    config = serializers.JSONField()
+    log = serializers.JSONField()
+    result = serializers.JSONField()
+    heartbeat_at = serializers.DateTimeField(allow_null=True)
+    peak_memory_mb = serializers.FloatField(allow_null=True)
+    library_versions = serializers.JSONField()
+
+
+class TrainingStartApi(BaseAPIView):
+    class TrainingStartInput(serializers.Serializer):
+        dataset_id = serializers.IntegerField()
+        target = serializers.CharField(max_length=200)
+        model_name = serializers.CharField(max_length=200)
+        features = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True, allow_empty=False)
+        algorithm = serializers.CharField(default="auto", help_text="'auto' or a key from GET /api/v1/ml/catalog")
+        problem_type = serializers.ChoiceField(choices=["auto", "binary", "multiclass", "regression"], default="auto")
+        search = serializers.ChoiceField(choices=["none", "grid", "random", "bayesian"], default="none")
+        n_trials = serializers.IntegerField(default=20, min_value=1, max_value=1000)
+        time_limit_s = serializers.FloatField(required=False, allow_null=True, min_value=1, max_value=7 * 24 * 3600)
+        metric = serializers.CharField(required=False, allow_null=True, help_text="default depends on the problem type")
+        cv_folds = serializers.IntegerField(default=5, min_value=2, max_value=20)
+        test_size = serializers.FloatField(default=0.2, min_value=0.05, max_value=0.5)
+        random_state = serializers.IntegerField(default=42, min_value=0, max_value=2**31 - 1)
+        params = serializers.DictField(required=False, default=dict, help_text="fixed hyperparameters")
+
+    @extend_schema(request=TrainingStartInput, responses={202: JobDetailOutput})
+    def post(self, request):
+        data = self.TrainingStartInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        dataset_id = values.pop("dataset_id")
+        dataset = Dataset.objects.filter(pk=dataset_id).first()
+        if dataset is None:
+            return Response({"detail": f"dataset {dataset_id} does not exist in this organization",
+                             "errors": {"dataset_id": [f"dataset {dataset_id} does not exist"]}}, status=400)
+        job = services.training_job_create(actor=self.audit_actor(), dataset=dataset,
+                                           model_name=values.pop("model_name"), settings_in=values)
+        return Response(JobDetailOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobListApi(BaseAPIView):
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=JobStatus.values), OpenApiParameter("dataset_id", int)],
+                   responses={200: JobOutput(many=True)})
+    def get(self, request):
+        status_filter = request.query_params.get("status")
+        if status_filter and status_filter not in JobStatus.values:
+            return Response({"detail": f"unknown status '{status_filter}'; statuses are: {', '.join(JobStatus.values)}",
+                             "errors": {"status": ["unknown status"]}}, status=400)
+        dataset_id = request.query_params.get("dataset_id")
+        if dataset_id and not dataset_id.isdigit():
+            return Response({"detail": "dataset_id must be an integer", "errors": {"dataset_id": ["must be an integer"]}}, status=400)
+        jobs = selectors.job_list(status=status_filter, dataset_id=int(dataset_id) if dataset_id else None)[:500]
+        return Response(JobOutput(jobs, many=True).data)
+
+
+class JobDetailApi(BaseAPIView):
+    @extend_schema(responses={200: JobDetailOutput})
+    def get(self, request, job_id: int):
+        return Response(JobDetailOutput(get_object_or_404(selectors.job_list().defer(None), pk=job_id)).data)
+
+
+class JobCancelApi(BaseAPIView):
+    @extend_schema(request=None, responses={200: JobDetailOutput})
+    def post(self, request, job_id: int):
+        job = get_object_or_404(selectors.job_list(), pk=job_id)
+        job = services.training_job_cancel(actor=self.audit_actor(), job=job)
+        return Response(JobDetailOutput(job).data)
+
+
+class CatalogApi(BaseAPIView):
+    @extend_schema(responses={200: inline_serializer("Catalog", {"algorithms": serializers.ListField(), "searches": serializers.ListField(),
+                                                                 "metrics": serializers.ListField(), "default_metrics": serializers.DictField()})})
+    def get(self, request):
+        return Response(selectors.ml_catalog())

@@ -1,0 +1,41 @@
+"""Page forms; their choices come from the ML registries, so a new algorithm appears without touching this file."""
+from __future__ import annotations
+
+from django import forms
+
+from training.ml.algorithms import ALGORITHMS
+from training.ml.metrics import METRICS
+from training.ml.search import SEARCHERS
+
+
+class DatasetUploadForm(forms.Form):
+    file = forms.FileField(help_text="CSV (comma, semicolon, tab or pipe; UTF-8 or Latin-1) or Parquet.")
+    name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
+
+
+class TrainingJobForm(forms.Form):
+    dataset = forms.TypedChoiceField(coerce=int)
+    model_name = forms.CharField(max_length=200, help_text="Versions of the same name are numbered 1, 2, 3…")
+    target = forms.ChoiceField()
+    features = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                         help_text="Leave all unticked to use every other usable column.")
+    algorithm = forms.ChoiceField()
+    problem_type = forms.ChoiceField(choices=[("auto", "Detect"), ("binary", "Binary classification"),
+                                              ("multiclass", "Multiclass classification"), ("regression", "Regression")])
+    search = forms.ChoiceField()
+    n_trials = forms.IntegerField(min_value=1, max_value=1000, initial=20)
+    time_limit_s = forms.FloatField(min_value=1, required=False, label="Time limit (seconds)")
+    metric = forms.ChoiceField(required=False)
+    cv_folds = forms.IntegerField(min_value=2, max_value=20, initial=5, label="CV folds")
+    test_size = forms.FloatField(min_value=0.05, max_value=0.5, initial=0.2, label="Test fraction")
+    random_state = forms.IntegerField(min_value=0, initial=42, label="Random seed")
+
+    def __init__(self, *args, datasets, columns: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].choices = [(d.pk, f"{d.name} ({d.rows:,} rows)") for d in datasets]
+        self.fields["target"].choices = [(c, c) for c in columns]
+        self.fields["features"].choices = [(c, c) for c in columns]
+        self.fields["algorithm"].choices = [("auto", "Auto (recommended for the problem type)")] + [
+            (a.key, a.label) for a in ALGORITHMS.values()]
+        self.fields["search"].choices = [(s.key, s.label) for s in SEARCHERS.values()]
+        self.fields["metric"].choices = [("", "Default for the problem type")] + [(m.key, m.label) for m in METRICS.values()]

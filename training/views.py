@@ -1,0 +1,144 @@
+"""Pages for datasets and training jobs."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from mlplatform.errors import ApplicationError
+from mlplatform.pages import has_role, member_required
+from training.ml.errors import MLInputError
+from training.ml.profile import preview_parquet
+
+from . import charts, selectors, services
+from .forms import DatasetUploadForm, TrainingJobForm
+from .models import Dataset, TrainingJob
+from .storage import absolute_path
+
+
+@member_required("viewer")
+def dataset_list_view(request):
+    form = DatasetUploadForm()
+    status = 200
+    if request.method == "POST":
+        if not has_role(request, "editor"):
+            return render(request, "errors/403.html", {"reason": "Uploading needs the editor role."}, status=403)
+        try:
+            services.check_upload_size(int(request.META.get("CONTENT_LENGTH") or 0))
+            form = DatasetUploadForm(request.POST, request.FILES)
+            if form.is_valid():
+                dataset = services.dataset_create(actor=request.user.username, file=form.cleaned_data["file"],
+                                                  name=form.cleaned_data["name"])
+                messages.success(request, f"Uploaded {dataset.name}: {dataset.rows:,} rows, {dataset.columns} columns.")
+                return redirect("datasets-detail", dataset_id=dataset.pk)
+            status = 400
+        except (ApplicationError, MLInputError) as exc:
+            form.add_error("file", exc.message)
+            status = exc.status
+    return render(request, "training/dataset_list.html", {"datasets": selectors.dataset_list(), "form": form}, status=status)
+
+
+@member_required("viewer")
+def dataset_detail_view(request, dataset_id: int):
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    columns = [{**c, "chart": charts.column_histogram(c), "chart_id": f"hist-{i}"}
+               for i, c in enumerate(dataset.profile.get("columns", []))]
+    return render(request, "training/dataset_detail.html", {
+        "dataset": dataset, "columns": columns, "preview": preview_parquet(absolute_path(dataset.file), n=20),
+        "jobs": selectors.job_list(dataset_id=dataset.pk)[:20],
+    })
+
+
+@require_POST
+@member_required("editor")
+def dataset_delete_view(request, dataset_id: int):
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    try:
+        services.dataset_delete(actor=request.user.username, dataset=dataset)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("datasets-detail", dataset_id=dataset.pk)
+    messages.success(request, f"Deleted dataset {dataset.name}.")
+    return redirect("datasets")
+
+
+@member_required("viewer")
+def job_list_view(request):
+    return render(request, "training/job_list.html", {"jobs": selectors.job_list()[:200]})
+
+
+@member_required("editor")
+def job_new_view(request):
+    datasets = list(selectors.dataset_list())
+    if not datasets:
+        messages.info(request, "Upload a dataset first.")
+        return redirect("datasets")
+    chosen = request.POST.get("dataset") or request.GET.get("dataset") or datasets[0].pk
+    dataset = get_object_or_404(Dataset, pk=chosen) if str(chosen).isdigit() else datasets[0]
+    initial = {"dataset": dataset.pk, "target": dataset.profile.get("suggested_target"),
+               "model_name": f"{dataset.name}-model", "algorithm": "auto", "search": "none"}
+    form = TrainingJobForm(request.POST if request.method == "POST" and "submit" in request.POST else None,
+                           datasets=datasets, columns=dataset.column_names, initial=initial)
+    status = 200
+    if form.is_bound:
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            data.pop("dataset")
+            model_name = data.pop("model_name")
+            data["features"] = data["features"] or None
+            data["metric"] = data["metric"] or None
+            try:
+                job = services.training_job_create(actor=request.user.username, dataset=dataset, model_name=model_name,
+                                                   settings_in=data)
+            except (ApplicationError, MLInputError) as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(request, f"Job {job.pk} is queued.")
+                return redirect("training-detail", job_id=job.pk)
+        status = 400
+    return render(request, "training/job_new.html", {"form": form, "dataset": dataset}, status=status)
+
+
+def _job_context(job: TrainingJob) -> dict:
+    result = job.result or {}
+    metrics = result.get("test_metrics") or {}
+    return {
+        "job": job, "result": result, "metrics": metrics,
+        "importance_chart": charts.importance_chart(result.get("importance") or []),
+        "trials_chart": charts.trials_chart(result.get("trials") or [], result.get("metric", "")),
+        "confusion_chart": charts.confusion_chart(metrics.get("confusion_matrix")),
+        "roc_chart": charts.curve_chart(metrics.get("roc_curve"), "fpr", "tpr", "ROC curve"),
+        "pr_chart": charts.curve_chart(metrics.get("pr_curve"), "recall", "precision", "Precision-recall curve"),
+        "residuals_chart": charts.residuals_chart((metrics.get("residuals") or {}).get("points")),
+    }
+
+
+@member_required("viewer")
+def job_detail_view(request, job_id: int):
+    job = get_object_or_404(TrainingJob.objects.select_related("dataset", "model_version__registered_model"), pk=job_id)
+    return render(request, "training/job_detail.html", _job_context(job))
+
+
+@member_required("viewer")
+def job_status_partial(request, job_id: int):
+    """Polled by htmx while the job is active; once it ends, the whole page reloads to show the results."""
+    job = get_object_or_404(TrainingJob, pk=job_id)
+    if job.is_terminal and request.GET.get("was") in ("queued", "running"):
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    return render(request, "training/_job_status.html", {"job": job})
+
+
+@require_POST
+@member_required("editor")
+def job_cancel_view(request, job_id: int):
+    job = get_object_or_404(TrainingJob, pk=job_id)
+    try:
+        job = services.training_job_cancel(actor=request.user.username, job=job)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.info(request, "Cancelled." if job.status == "cancelled" else "Cancelling: the worker stops at its next check.")
+    return redirect("training-detail", job_id=job.pk)

@@ -60,8 +60,26 @@ def _make_org(slug: str) -> Org:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker):
+    """Always the test database, also for sessions whose tests only use real commits (no `django_db` mark):
+    pytest-django's own fixture creates it only for marked tests."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:  # a worker or server thread a test started may still hold a session
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        connection.close()
+        teardown_databases(config, verbosity=0)
+
+
+@pytest.fixture(scope="session")
 def orgs(django_db_setup, django_db_blocker) -> dict[str, Org]:
     with django_db_blocker.unblock():
+        assert connection.settings_dict["NAME"].startswith("test_"), "tests must never touch the real database"
         made = {slug: _make_org(slug) for slug in ("demo", "acme", "globex")}
         connection.set_schema_to_public()
     return made

@@ -107,11 +107,16 @@ JOB_FIELDS = {"target", "features", "algorithm", "problem_type", "search", "n_tr
               "cv_folds", "test_size", "random_state", "params"}
 
 
+# For a single job, `algorithm: auto` takes the first of these that fits the problem: strong defaults on tabular data.
+AUTO_PREFERENCE = ["hist_gradient_boosting", "random_forest", "xgboost"]
+
+
 def _auto_algorithm(config: dict, frame: pd.DataFrame) -> tuple[str, str]:
-    """`algorithm: auto` for a single job: the first algorithm the registry recommends for the problem type."""
     problem = resolve_problem_type(config.get("problem_type") or "auto", frame[config["target"]])
-    choice = algorithms_for(problem)[0]
-    return choice.key, f"algorithm 'auto': chose {choice.label}, the registry's first choice for {problem.value} problems"
+    fitting = {a.key: a for a in algorithms_for(problem)}
+    choice = next((fitting[k] for k in AUTO_PREFERENCE if k in fitting), next(iter(fitting.values())))
+    return choice.key, (f"algorithm 'auto': chose {choice.label}, a strong default for {problem.value} problems "
+                        "on tabular data")
 
 
 def training_job_create(*, actor: str, dataset: Dataset, model_name: str, settings_in: dict) -> TrainingJob:
@@ -136,10 +141,12 @@ def training_job_create(*, actor: str, dataset: Dataset, model_name: str, settin
     needed = [c for c in (config.get("features") or dataset.column_names) if c in dataset.column_names]
     frame = dataset_frame(dataset, columns=sorted(set(needed) | {target}))
     notes = []
+    config["n_threads"] = settings.THREADS_PER_JOB
     if config.get("algorithm", "auto") == "auto":
+        # check the data with an algorithm that fits every problem type first, so errors name the real cause
+        TrainConfig.from_dict({**config, "algorithm": "random_forest", "params": {}}).validate(frame)
         config["algorithm"], note = _auto_algorithm(config, frame)
         notes.append(note)
-    config["n_threads"] = settings.THREADS_PER_JOB
     train_config = TrainConfig.from_dict(config)
     train_config.validate(frame)
     job = TrainingJob.objects.create(

@@ -159,6 +159,14 @@ def test_header_names_and_values_are_trimmed_and_na_tokens_are_missing(ingest):
     assert column(table, "b") == ["x", None, None]
 
 
+def test_codes_with_leading_zeros_stay_text(ingest):
+    _, table = ingest(b"zip,colour,amount\n01234,0x1F,10\n75001,0x20,0\n")
+
+    assert column(table, "zip") == ["01234", "75001"]
+    assert column(table, "colour") == ["0x1F", "0x20"]
+    assert column(table, "amount") == [10, 0]
+
+
 # --- Parquet uploads -----------------------------------------------------------------
 
 def parquet_bytes(frame: pd.DataFrame, **options) -> bytes:
@@ -435,3 +443,13 @@ def test_failed_ingest_keeps_an_existing_destination_untouched(upload_dir):
 
     assert dest.read_bytes() == b"previous version"
     assert [p.name for p in upload_dir.iterdir()] == ["data.parquet"]
+
+
+def test_size_limit_also_holds_for_a_file_that_grows_after_it_was_measured(rejected, monkeypatch):
+    # Given the up-front size check sees a small file (as if it grew while being read)
+    monkeypatch.setattr(ingest_module._Source, "check_size", lambda self: None)
+    data = b"a,b\n" + b"12345,67890\n" * 150_000
+
+    error = rejected(data, max_bytes=1 * MB)
+
+    assert (error.status, error.message) == (413, "the file is larger than the upload limit of 1 MB")

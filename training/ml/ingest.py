@@ -21,6 +21,7 @@ import codecs
 import csv
 import io
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -66,7 +67,9 @@ _ENCODING_LABELS = {
     "cp1252": "Windows-1252", "latin-1": "Latin-1",
 }
 _FIELD = "file"
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")  # not tab, newlines or form feeds
 _NO_ROWS = "the file has a header but no data rows"
+_CODE_LIKE = "^[+-]?0[0-9xX]"
 
 
 @dataclass
@@ -333,8 +336,7 @@ def _detect_encoding(head: bytes, at_eof: bool, filename: str) -> tuple[str, lis
         except UnicodeDecodeError:
             continue
         # Latin-1 decodes any bytes; a text file still has almost no control characters.
-        controls = sum(1 for ch in text if (ch < " " and ch not in "\t\n\r\f\v") or "\x7f" <= ch <= "\x9f")
-        if controls > max(2, len(text) // 100):
+        if len(_CONTROL.findall(text)) > max(2, len(text) // 100):
             break
         notes = []
         if encoding == "utf-8-sig":
@@ -463,7 +465,8 @@ def _settle_types(source: _Source, names, delimiter, encoding, header_lines, blo
             for batch in _csv_batches(stream, names, delimiter, encoding, header_lines,
                                       block_size, on_invalid):
                 for i, column in enumerate(batch.columns):
-                    types.observe(i, _clean(column), first_row=rows + 1)
+                    if not types.is_text(i):  # text stays text: no need to look again
+                        types.observe(i, _clean(column), first_row=rows + 1)
                 rows += batch.num_rows
     except UnicodeDecodeError:
         raise _DecodeFailed() from None
@@ -551,6 +554,8 @@ _TYPE_WORDS = {"int": "numbers", "float": "numbers", "bool": "true/false values"
 
 
 class _ColumnTypes:
+    """Each column's type so far; a block whose values do not fit widens it (int -> float -> text)."""
+
     def __init__(self, names: list[str]):
         self._names = names
         self._states = ["null"] * len(names)
@@ -568,9 +573,12 @@ class _ColumnTypes:
                 self._states[i] = candidate
                 return
         if state != "null":
-            at = _first_failure(values, _ARROW_TYPES[state])
+            at = _first_failure(values, _ARROW_TYPES[_WIDER[state][-1]])
             self._demoted[i] = (state, first_row + at, values[at].as_py())
         self._states[i] = "string"
+
+    def is_text(self, i: int) -> bool:
+        return self._states[i] == "string"
 
     def arrow_type(self, i: int) -> pa.DataType:
         return _ARROW_TYPES[self._states[i]]
@@ -604,6 +612,9 @@ def _castable(values: pa.Array, to: pa.DataType) -> bool:
         values.cast(to)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False
+    if pa.types.is_integer(to) or pa.types.is_floating(to):
+        # Codes such as "007" or "0x1F" cast to numbers but are not quantities.
+        return not pc.any(pc.match_substring_regex(values, _CODE_LIKE)).as_py()
     return True
 
 

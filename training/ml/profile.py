@@ -52,7 +52,7 @@ def profile_parquet(path: str | os.PathLike, *, sample_rows: int = 200_000) -> d
     rows = parquet.metadata.num_rows
     exact = _exact_stats(parquet)
     sample, sampled = _sample(parquet, sample_rows)
-    frame = sample.to_pandas()
+    frame = sample.replace_schema_metadata(None).to_pandas()  # no index rebuilt from pandas metadata
 
     columns = [
         _profile_column(f, frame.iloc[:, i].rename(f.name), exact[i], rows)

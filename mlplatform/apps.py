@@ -10,6 +10,7 @@ class MlplatformConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self):
+        from mlplatform.api import schema  # noqa: F401  (registers the OpenAPI authentication schemes)
         from django_q.signals import post_spawn, pre_execute
 
         post_spawn.connect(_worker_alive, dispatch_uid="mlplatform-heartbeat-spawn")

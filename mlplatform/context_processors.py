@@ -10,6 +10,7 @@ NAVIGATION = [
     ("training", "Training", "viewer"),
     ("models", "Models", "viewer"),
     ("members", "Members", "owner"),
+    ("api_keys", "API keys", "owner"),
     ("audit", "Audit log", "owner"),
 ]
 

@@ -4,11 +4,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from tenants.accounts.urls import api_urls as account_api_urls
+from models_registry.urls import api_urls as registry_api_urls
+from models_registry.urls import key_api_urls
 from training.urls import api_urls as training_api_urls
 
 urlpatterns = [
     *account_api_urls,
     path("ml/", include(training_api_urls)),
+    path("ml/", include(registry_api_urls)),
+    *key_api_urls,
     path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[AllowAny], authentication_classes=[]), name="api-docs"),
 ]

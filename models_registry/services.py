@@ -1,17 +1,26 @@
-"""Writes of the registry: registering a trained version (file first, then rows, all or nothing)."""
+"""Writes of the registry: registering versions, aliases (deploy, roll back), evaluations, API keys."""
 from __future__ import annotations
 
+import hashlib
+import re
+import secrets
 import uuid
 from dataclasses import dataclass, field
+
+import pandas as pd
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
+
+from mlplatform.errors import ApplicationError
+from tenants.accounts.models import ApiKey
 
 from tenants.accounts.services import audit_record
 
-from .models import ModelVersion, RegisteredModel
+from .models import Alias, AliasMove, Evaluation, ModelVersion, RegisteredModel
 from .signing import hmac_hex, sha256_hex
 
 
@@ -33,11 +42,15 @@ class VersionSpec:
     library_versions: dict = field(default_factory=dict)
     dataset_id: int | None = None
     job_id: int | None = None
+    onnx: bytes | None = None  # given only when it agreed with the native pipeline on the test split
+    onnx_check: dict = field(default_factory=dict)
 
 
 def model_version_register(*, actor: str, spec: VersionSpec) -> ModelVersion:
     """Store the signed file and the version row. The caller's transaction decides: on rollback the file goes too."""
-    path = default_storage.save(f"models/{uuid.uuid4().hex}.skops", ContentFile(spec.artifact))
+    stem = f"models/{uuid.uuid4().hex}"
+    path = default_storage.save(f"{stem}.skops", ContentFile(spec.artifact))
+    onnx_path = default_storage.save(f"{stem}.onnx", ContentFile(spec.onnx)) if spec.onnx else ""
     try:
         with transaction.atomic():
             registered, _ = RegisteredModel.objects.select_for_update().get_or_create(
@@ -49,10 +62,111 @@ def model_version_register(*, actor: str, spec: VersionSpec) -> ModelVersion:
                 artifact_hmac=hmac_hex(spec.artifact), artifact_size=len(spec.artifact), metrics=spec.metrics, cv=spec.cv,
                 params=spec.params, feature_schema=spec.feature_schema, importance=spec.importance,
                 library_versions=spec.library_versions, dataset_id=spec.dataset_id, job_id=spec.job_id, created_by=actor,
+                onnx_artifact=onnx_path, onnx_sha256=sha256_hex(spec.onnx) if spec.onnx else "",
+                onnx_hmac=hmac_hex(spec.onnx) if spec.onnx else "", serving_engine="onnx" if spec.onnx else "native",
+                onnx_check=spec.onnx_check,
             )
             audit_record(actor=actor, action="model_version_registered", obj=version,
                          detail={"algorithm": spec.algorithm, "job": spec.job_id})
     except Exception:
-        default_storage.delete(path)
+        for stored in (path, onnx_path):
+            if stored:
+                default_storage.delete(stored)
         raise
     return version
+
+
+# --- Aliases: deploy and roll back ---------------------------------------------------
+PRODUCTION = "production"
+ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,59}$")
+
+
+def alias_set(*, actor: str, version: ModelVersion, alias: str = PRODUCTION, action: str = "deploy") -> Alias:
+    """Point `alias` of the version's registered model at this version; recorded in the history and audit log."""
+    alias = (alias or "").strip().lower()
+    if not ALIAS_PATTERN.match(alias):
+        raise ApplicationError("An alias is 1-60 lowercase letters, digits, '-' or '_', starting with a letter.",
+                               field="alias")
+    with transaction.atomic():
+        registered = RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
+        current = Alias.objects.filter(registered_model=registered, name=alias).select_related("version").first()
+        if current and current.version_id == version.pk:
+            raise ApplicationError(f"{version} is already {alias}.", field="alias", status=409)
+        previous = current.version if current else None
+        if current:
+            current.version, current.updated_by = version, actor
+            current.save(update_fields=["version", "updated_by", "updated"])
+        else:
+            current = Alias.objects.create(registered_model=registered, name=alias, version=version, updated_by=actor)
+        AliasMove.objects.create(registered_model=registered, alias=alias, from_version=previous, to_version=version,
+                                 action=action, actor=actor)
+        audit_record(actor=actor, action=f"model_{action}", obj=version,
+                     detail={"alias": alias, "from": str(previous) if previous else None, "to": str(version)})
+    return current
+
+
+def alias_rollback(*, actor: str, registered: RegisteredModel, alias: str = PRODUCTION) -> Alias:
+    """Move the alias back to the version it pointed at before its last move."""
+    current = Alias.objects.filter(registered_model=registered, name=alias).first()
+    if current is None:
+        raise ApplicationError(f"'{registered.name}' has no '{alias}' alias to roll back.", field="alias", status=409)
+    last = registered.alias_moves.filter(alias=alias, to_version=current.version).first()
+    if last is None or last.from_version is None:
+        raise ApplicationError(f"'{registered.name}@{alias}' has no earlier version to roll back to.", status=409)
+    return alias_set(actor=actor, version=last.from_version, alias=alias, action="rollback")
+
+
+# --- Evaluations -------------------------------------------------------------------------
+def evaluation_create(*, actor: str, version: ModelVersion, dataset, frame: pd.DataFrame) -> Evaluation:
+    """Metrics of the version on a labelled frame; the frame must hold the target and every feature."""
+    from training.ml.metrics import evaluate
+    from training.ml.problem import ProblemType
+
+    from .loading import load_pipeline_verified
+
+    needed = [c["name"] for c in version.feature_schema]
+    missing = [c for c in [version.target, *needed] if c not in frame.columns]
+    if missing:
+        raise ApplicationError(f"Dataset '{dataset.name}' lacks column(s) {', '.join(missing)} that {version} needs "
+                               f"(target '{version.target}' and its features).", field="dataset_id",
+                               extra={"missing_columns": missing})
+    frame = frame.dropna(subset=[version.target])
+    if frame.empty:
+        raise ApplicationError(f"Dataset '{dataset.name}' has no rows with a value for '{version.target}'.", field="dataset_id")
+    pipeline = load_pipeline_verified(version)
+    try:
+        report = evaluate(pipeline, frame[needed], frame[version.target], ProblemType(version.problem_type))
+    except ValueError as exc:
+        raise ApplicationError(f"Cannot evaluate {version} on '{dataset.name}': {exc}", field="dataset_id") from exc
+    evaluation = Evaluation.objects.create(version=version, dataset=dataset, dataset_name=dataset.name, rows=len(frame),
+                                           metrics=report, created_by=actor)
+    audit_record(actor=actor, action="model_evaluated", obj=version, detail={"dataset": dataset.name, "rows": len(frame)})
+    return evaluation
+
+
+# --- API keys -------------------------------------------------------------------------------
+def api_key_create(*, actor: str, name: str, registered_models: list[RegisteredModel]) -> tuple[ApiKey, str]:
+    """Returns the key and its secret, which is shown this once and never stored."""
+    if not name.strip():
+        raise ApplicationError("Give the key a name.", field="name")
+    if not registered_models:
+        raise ApplicationError("Choose at least one registered model the key may predict with.", field="model_ids")
+    prefix = secrets.token_hex(4)
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(name=name.strip()[:100], prefix=prefix, secret_hash=api_key_hash(secret), created_by=actor)
+    key.registered_models.set(registered_models)
+    audit_record(actor=actor, action="api_key_created", obj=key, detail={"models": [m.name for m in registered_models]})
+    return key, f"mlp_{prefix}.{secret}"
+
+
+def api_key_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_key_revoke(*, actor: str, key: ApiKey) -> ApiKey:
+    if key.revoked:
+        raise ApplicationError(f"Key {key} is already revoked.", status=409)
+    key.revoked = timezone.now()
+    key.save(update_fields=["revoked"])
+    audit_record(actor=actor, action="api_key_revoked", obj=key)
+    return key

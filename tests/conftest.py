@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import shutil
+
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django_tenants.utils import schema_context
@@ -74,6 +77,7 @@ def django_db_setup(django_test_environment, django_db_blocker):
                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         connection.close()
         teardown_databases(config, verbosity=0)
+    shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

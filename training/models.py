@@ -4,7 +4,8 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
-from django.utils import timezone
+
+from mlplatform.models import ACTIVE_STATES, TERMINAL_STATES, BackgroundJob, JobStatus  # noqa: F401
 
 
 class Dataset(models.Model):
@@ -34,58 +35,22 @@ class Dataset(models.Model):
         return [c["name"] for c in self.profile.get("columns", [])]
 
 
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-TERMINAL_STATES = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
-ACTIVE_STATES = {JobStatus.QUEUED, JobStatus.RUNNING}
-
-
-class TrainingJob(models.Model):
+class TrainingJob(BackgroundJob):
     """One training run, NetBox-style: status with terminal states, timestamps, progress, log and error."""
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=20, default="train")
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
     dataset = models.ForeignKey(Dataset, null=True, on_delete=models.SET_NULL, related_name="jobs")
     dataset_name = models.CharField(max_length=200, help_text="Kept when the dataset is deleted.")
     model_name = models.CharField(max_length=200)
     config = models.JSONField(default=dict)
-    created_by = models.CharField(max_length=150)
-    created = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    progress = models.FloatField(default=0.0)
-    stage = models.CharField(max_length=200, blank=True)
-    log = models.JSONField(default=list, blank=True, help_text="Lines of [iso time, message].")
-    error = models.TextField(blank=True)
-    cancel_requested = models.BooleanField(default=False)
     result = models.JSONField(default=dict, blank=True, help_text="Trials, metrics and notes of a finished job.")
     model_version = models.ForeignKey("models_registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+")
-    peak_memory_mb = models.FloatField(null=True, blank=True)
     library_versions = models.JSONField(default=dict, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
 
-    class Meta:
-        ordering = ["-created", "-id"]
+    class Meta(BackgroundJob.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"Job {self.pk} ({self.model_name})"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATES
-
-    @property
-    def duration_s(self) -> float | None:
-        if not self.started_at:
-            return None
-        end = self.finished_at or timezone.now()
-        return round((end - self.started_at).total_seconds(), 1)

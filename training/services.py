@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from mlplatform.errors import ApplicationError
+from mlplatform.job_runtime import job_cancel
 from mlplatform.jobs import enqueue_for_current_organization
 from tenants.accounts.services import audit_record
 from tenants.selectors import current_organization
@@ -160,15 +161,4 @@ def training_job_create(*, actor: str, dataset: Dataset, model_name: str, settin
 
 
 def training_job_cancel(*, actor: str, job: TrainingJob) -> TrainingJob:
-    """Queued: cancelled at once. Running: the worker stops at its next check (seconds). Finished: 409."""
-    now = timezone.now()
-    if TrainingJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.CANCELLED, finished_at=now, stage="cancelled before it started", cancel_requested=True):
-        audit_record(actor=actor, action="training_cancelled", obj=job, detail={"while": "queued"})
-    elif TrainingJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True):
-        audit_record(actor=actor, action="training_cancel_requested", obj=job, detail={"while": "running"})
-    else:
-        job.refresh_from_db()
-        raise ApplicationError(f"Job {job.pk} has already {job.status}; there is nothing to cancel.", status=409)
-    job.refresh_from_db()
-    return job
+    return job_cancel(TrainingJob, job, actor=actor, audit_action="training")

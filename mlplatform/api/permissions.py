@@ -26,3 +26,27 @@ class IsMember(BasePermission):
             self.message = f"Your role ({membership.role}) cannot do this; it needs the {needed} role."
             return False
         return True
+
+
+class CanPredict(BasePermission):
+    """Members (any role) predict with any model; an API key only with the registered models in its scope.
+    The view names the registered model with `registered_model_for(request)`."""
+
+    message = "This API key may not predict with this model."
+
+    def has_permission(self, request, view) -> bool:
+        from mlplatform.api.authentication import ApiKeyPrincipal
+
+        if isinstance(request.user, ApiKeyPrincipal):
+            return True  # scope is checked per object, once the model is known
+        if not (request.user and request.user.is_authenticated) or membership_for(request.user) is None:
+            self.message = IsMember.message
+            return False
+        return True
+
+    def has_object_permission(self, request, view, registered_model) -> bool:
+        from mlplatform.api.authentication import ApiKeyPrincipal
+
+        if isinstance(request.user, ApiKeyPrincipal):
+            return request.user.key.registered_models.filter(pk=registered_model.pk).exists()
+        return True

@@ -248,3 +248,4 @@ MODEL_SIGNING_KEY_FILE = BASE_DIR / ".data" / "model-signing.key"
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS_PER_JOB))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS_PER_JOB))
 os.environ.setdefault("MKL_NUM_THREADS", str(THREADS_PER_JOB))
+PREDICT_MAX_RECORDS = env_int("PREDICT_MAX_RECORDS", 10_000)

@@ -1,6 +1,12 @@
+import os
+
 from .base import *  # noqa: F401,F403
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast tests; production keeps PBKDF2
-MEDIA_ROOT = BASE_DIR / ".data" / "test-media"  # noqa: F405
+# One database and one media folder per test run, so two runs on one machine never step on each other.
+# A worker started by a test passes TEST_RUN_ID on, so it shares the run's folder.
+TEST_RUN_ID = os.environ.setdefault("TEST_RUN_ID", str(os.getpid()))
+DATABASES["default"]["TEST"] = {"NAME": f"test_mlplatform_{TEST_RUN_ID}"}  # noqa: F405
+MEDIA_ROOT = BASE_DIR / ".data" / "test-media" / TEST_RUN_ID  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -65,3 +65,27 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("audit events cannot be deleted")
+
+
+class ApiKey(models.Model):
+    """A secret for integrations, allowed to call prediction endpoints of chosen registered models only.
+    The secret is shown once; only its SHA-256 is kept (it is random, so a slow hash adds nothing)."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    registered_models = models.ManyToManyField("models_registry.RegisteredModel", related_name="api_keys")
+    created_by = models.CharField(max_length=150)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked is None

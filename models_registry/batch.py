@@ -1,0 +1,122 @@
+"""Batch predictions: create (web) and run (worker). Inputs stream in chunks; the output CSV stays private."""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+import pyarrow.parquet as pq
+from django.core.files.storage import default_storage
+from django.db import close_old_connections
+
+from mlplatform.errors import ApplicationError
+from mlplatform.job_runtime import JobMonitor, job_cancel, job_claim, job_finish
+from mlplatform.jobs import enqueue_for_current_organization
+from mlplatform.models import JobStatus
+from tenants.accounts.services import audit_record
+from tenants.selectors import current_organization
+from training.ml.errors import JobCancelled, MLInputError
+
+from .loading import serving_entry
+from .models import BatchPredictionJob, ModelVersion
+
+logger = logging.getLogger(__name__)
+MB = 1024 * 1024
+
+
+def _storage_path(folder: str, suffix: str) -> tuple[str, str]:
+    name = f"{folder}/{uuid.uuid4().hex}{suffix}"
+    path = default_storage.path(name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return name, path
+
+
+def _check_columns(version: ModelVersion, parquet_path: str, input_name: str) -> None:
+    present = set(pq.read_schema(parquet_path).names)
+    missing = [c["name"] for c in version.feature_schema if c["name"] not in present]
+    if missing:
+        raise ApplicationError(f"'{input_name}' lacks column(s) {', '.join(missing)} that {version} needs.",
+                               field="dataset_id", extra={"missing_columns": missing})
+
+
+def batch_create(*, actor: str, version: ModelVersion, dataset=None, upload=None) -> BatchPredictionJob:
+    from .tasks import run_batch_job
+
+    if (dataset is None) == (upload is None):
+        raise ApplicationError("Give either a dataset_id or a CSV file, not both.", field="dataset_id")
+    input_file = ""
+    if upload is not None:
+        from training.ml.ingest import ingest_to_parquet
+
+        input_file, path = _storage_path("batch_inputs", ".parquet")
+        try:
+            ingest_to_parquet(upload, path, filename=os.path.basename(upload.name or "upload.csv"),
+                              max_bytes=current_organization().max_upload_mb * MB)
+            _check_columns(version, path, upload.name)
+        except BaseException:
+            if os.path.exists(path):
+                os.remove(path)
+            raise
+        input_name = os.path.basename(upload.name or "upload.csv")
+    else:
+        _check_columns(version, default_storage.path(dataset.file), dataset.name)
+        input_name = dataset.name
+    job = BatchPredictionJob.objects.create(version=version, dataset=dataset, input_name=input_name[:255],
+                                            input_file=input_file, created_by=actor)
+    audit_record(actor=actor, action="batch_prediction_started", obj=job, detail={"version": str(version), "input": input_name})
+    enqueue_for_current_organization(run_batch_job, job.pk, label=f"batch {version}")
+    return job
+
+
+def batch_cancel(*, actor: str, job: BatchPredictionJob) -> BatchPredictionJob:
+    return job_cancel(BatchPredictionJob, job, actor=actor, audit_action="batch_prediction")
+
+
+def run_batch(job_id: int) -> str:
+    """Worker side. Returns the final status."""
+    from training.ml.batch import predict_batch
+
+    if not job_claim(BatchPredictionJob, job_id):
+        return "not claimed"
+    job = BatchPredictionJob.objects.select_related("version__registered_model", "dataset").get(pk=job_id)
+    monitor = JobMonitor(BatchPredictionJob, job)
+    monitor.start()
+    output_name, output_path = _storage_path("batch_outputs", ".csv")
+    try:
+        if job.input_file:
+            source = default_storage.path(job.input_file)
+        elif job.dataset is not None:
+            source = default_storage.path(job.dataset.file)
+        else:
+            raise MLInputError("the input dataset was deleted before the job started", field="dataset_id")
+        monitor.progress("loading model", 0.01)
+        entry = serving_entry(job.version)
+        result = predict_batch(
+            source, entry.predictor, output_path, feature_schema=job.version.feature_schema,
+            progress=lambda done, total: monitor.progress(f"{done:,} of {total:,} rows", done / max(total, 1)),
+            check_cancel=monitor.check)
+        monitor.stop()
+        job_finish(BatchPredictionJob, job_id, JobStatus.SUCCEEDED, monitor, audit_action="batch_prediction",
+                   progress=1.0, stage="done", output_file=output_name, rows=result["rows"])
+        return JobStatus.SUCCEEDED
+    except JobCancelled:
+        monitor.stop()
+        job_finish(BatchPredictionJob, job_id, JobStatus.CANCELLED, monitor, audit_action="batch_prediction", stage="cancelled")
+        return JobStatus.CANCELLED
+    except (MLInputError, ApplicationError) as exc:
+        monitor.stop()
+        job_finish(BatchPredictionJob, job_id, JobStatus.FAILED, monitor, audit_action="batch_prediction", stage="failed",
+                   error=exc.message)
+        return JobStatus.FAILED
+    except Exception as exc:
+        logger.exception("batch job %s failed", job_id)
+        monitor.stop()
+        job_finish(BatchPredictionJob, job_id, JobStatus.FAILED, monitor, audit_action="batch_prediction", stage="failed",
+                   error=f"Unexpected error: {exc.__class__.__name__}: {exc}")
+        return JobStatus.FAILED
+    finally:
+        monitor.stop()
+        if BatchPredictionJob.objects.filter(pk=job_id).values_list("status", flat=True).first() != JobStatus.SUCCEEDED:
+            if os.path.exists(output_path):
+                os.remove(output_path)
+        close_old_connections()

@@ -1,0 +1,100 @@
+"""Loading model files: digest and HMAC checked before any byte is deserialized, then cached in the process.
+
+A tampered file is refused (409 and an audit entry) and never loaded. The cache is keyed by schema, version
+and digest, so a warm request does no disk I/O and no verification work.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from django.core.files.storage import default_storage
+from django.db import connection
+
+from mlplatform.errors import ApplicationError
+from tenants.accounts.services import audit_record
+
+from .models import ModelVersion
+from .signing import verify
+
+logger = logging.getLogger(__name__)
+CACHE_SIZE = 32
+
+
+class ArtifactRefused(ApplicationError):
+    def __init__(self, version: ModelVersion, what: str):
+        super().__init__(f"The model file of {version} failed its integrity check ({what}); it was not loaded. "
+                         "Retrain or restore the version.", status=409)
+
+
+@dataclass
+class ServingEntry:
+    version_id: int
+    label: str
+    predictor: object  # training.ml.predictors.Predictor
+    validator: object  # training.ml.records.RecordValidator
+    engine: str
+
+
+_cache: OrderedDict[tuple, ServingEntry] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _read_verified(version: ModelVersion, path: str, sha256: str, mac: str, what: str) -> bytes:
+    try:
+        with default_storage.open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError as exc:
+        audit_record(actor="system", action="model_file_missing", obj=version, detail={"file": what})
+        raise ArtifactRefused(version, f"{what} file is missing") from exc
+    if not verify(data, sha256=sha256, mac=mac):
+        audit_record(actor="system", action="model_file_tampered", obj=version, detail={"file": what})
+        logger.error("refused tampered %s of %s in %s", what, version, connection.schema_name)
+        raise ArtifactRefused(version, f"{what} digest or signature mismatch")
+    return data
+
+
+def load_pipeline_verified(version: ModelVersion):
+    from training.ml.artifacts import load_pipeline
+
+    data = _read_verified(version, version.artifact, version.artifact_sha256, version.artifact_hmac, "pipeline")
+    return load_pipeline(data)
+
+
+def serving_entry(version: ModelVersion) -> ServingEntry:
+    """The cached predictor for a version, loading (and verifying) it on first use."""
+    key = (connection.schema_name, version.pk, version.artifact_sha256, version.onnx_sha256)
+    with _lock:
+        entry = _cache.get(key)
+        if entry is not None:
+            _cache.move_to_end(key)
+            return entry
+    entry = _load(version)
+    with _lock:
+        _cache[key] = entry
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return entry
+
+
+def _load(version: ModelVersion) -> ServingEntry:
+    from training.ml.predictors import NativePredictor, OnnxPredictor
+    from training.ml.records import RecordValidator
+
+    columns = [c["name"] for c in version.feature_schema]
+    kinds = {c["name"]: c.get("kind") for c in version.feature_schema}
+    classes = version.classes or None
+    if version.serving_engine == "onnx" and version.onnx_artifact:
+        data = _read_verified(version, version.onnx_artifact, version.onnx_sha256, version.onnx_hmac, "onnx")
+        predictor = OnnxPredictor(data, version.problem_type, classes, columns, kinds)
+    else:
+        predictor = NativePredictor(load_pipeline_verified(version), version.problem_type, classes, columns)
+    return ServingEntry(version_id=version.pk, label=str(version), predictor=predictor,
+                        validator=RecordValidator(version.feature_schema), engine=predictor.engine)
+
+
+def cache_clear() -> None:
+    with _lock:
+        _cache.clear()

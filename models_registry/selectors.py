@@ -1,0 +1,110 @@
+"""Reads of the registry in the current organization's schema."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from mlplatform.errors import ApplicationError
+
+from .models import Alias, AliasMove, ModelVersion, PredictionStats, RegisteredModel
+
+LOWER_IS_BETTER = {"mae", "mse", "rmse", "mape", "log_loss", "median_absolute_error"}
+HEADLINE_METRIC = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "rmse"}
+
+
+def registered_model_list() -> QuerySet:
+    return RegisteredModel.objects.prefetch_related(
+        Prefetch("aliases", queryset=Alias.objects.select_related("version")),
+        Prefetch("versions", queryset=ModelVersion.objects.order_by("-version").defer("feature_schema", "importance", "metrics")),
+    )
+
+
+def version_list(*, name: str | None = None) -> QuerySet:
+    qs = ModelVersion.objects.select_related("registered_model").prefetch_related("aliases")
+    if name:
+        qs = qs.filter(registered_model__name=name)
+    return qs
+
+
+def version_get(version_id: int) -> ModelVersion:
+    return version_list().get(pk=version_id)
+
+
+def deployed_version(model_name: str, alias: str = "production") -> ModelVersion:
+    """The version an alias points at; 404 when the model or alias does not exist here."""
+    found = Alias.objects.select_related("version__registered_model").filter(registered_model__name=model_name, name=alias).first()
+    if found is None:
+        from django.http import Http404
+
+        raise Http404(f"No model named '{model_name}' is deployed as '{alias}' in this organization.")
+    return found.version
+
+
+def headline(version: ModelVersion) -> tuple[str, float | None]:
+    key = HEADLINE_METRIC.get(version.problem_type, "")
+    return key, (version.metrics.get("scores") or {}).get(key)
+
+
+def alias_history(registered: RegisteredModel) -> QuerySet:
+    return AliasMove.objects.filter(registered_model=registered).select_related("from_version", "to_version")
+
+
+def comparison(version_ids: list[int]) -> dict:
+    """Metrics side by side with CV spread; the best value of each metric marked. Same problem type only."""
+    versions = list(version_list().filter(pk__in=version_ids))
+    missing = sorted(set(version_ids) - {v.pk for v in versions})
+    if missing:
+        raise ApplicationError(f"Model version(s) {', '.join(map(str, missing))} do not exist in this organization.",
+                               field="model_ids")
+    if len(versions) < 2:
+        raise ApplicationError("Choose at least two model versions to compare.", field="model_ids")
+    kinds = {v.problem_type for v in versions}
+    if len(kinds) > 1:
+        raise ApplicationError(f"Versions of different problem types ({', '.join(sorted(kinds))}) cannot be compared.",
+                               field="model_ids")
+    from training.ml.metrics import METRICS
+
+    names = sorted({k for v in versions for k, value in (v.metrics.get("scores") or {}).items() if value is not None})
+    best = {}
+    for name in names:
+        values = [(v.metrics["scores"].get(name), v.pk) for v in versions if v.metrics["scores"].get(name) is not None]
+        lower_is_better = not METRICS[name].greater_is_better if name in METRICS else name in LOWER_IS_BETTER
+        best[name] = (min(values) if lower_is_better else max(values))[1] if values else None
+    return {
+        "problem_type": kinds.pop(),
+        "metrics": names,
+        "best": best,
+        "versions": [{
+            "id": v.pk, "name": v.registered_model.name, "version": v.version, "algorithm": v.algorithm,
+            "scores": {n: (v.metrics.get("scores") or {}).get(n) for n in names}, "cv": v.cv,
+            "params": v.params, "created": v.created.isoformat(),
+        } for v in sorted(versions, key=lambda v: (v.registered_model.name, v.version))],
+    }
+
+
+def monitoring(version_ids: list[int], *, minutes: int = 24 * 60) -> dict:
+    """Requests, errors, p50/p95 latency per minute and the distribution of predictions."""
+    import numpy as np
+
+    since = timezone.now() - timedelta(minutes=minutes)
+    rows = list(PredictionStats.objects.filter(version_id__in=version_ids, minute__gte=since).order_by("minute"))
+    latencies = [ms for r in rows for ms in r.latencies_ms]
+    distribution: dict[str, int] = {}
+    for r in rows:
+        for k, n in r.predictions.items():
+            distribution[k] = distribution.get(k, 0) + n
+
+    def pct(values, q):
+        return round(float(np.percentile(values, q)), 3) if values else None
+
+    return {
+        "requests": sum(r.requests for r in rows), "errors": sum(r.errors for r in rows),
+        "records": sum(r.records for r in rows),
+        "latency_ms": {"p50": pct(latencies, 50), "p95": pct(latencies, 95)},
+        "distribution": dict(sorted(distribution.items(), key=lambda kv: -kv[1])[:50]),
+        "series": [{"minute": r.minute.isoformat(), "version_id": r.version_id, "requests": r.requests, "errors": r.errors,
+                    "p50_ms": pct(r.latencies_ms, 50), "p95_ms": pct(r.latencies_ms, 95), "predictions": r.predictions}
+                   for r in rows],
+    }

@@ -1,0 +1,245 @@
+"""Answer predictions for the serving layer, from an ONNX graph or from the fitted pipeline.
+
+Both engines share one interface, ``Predictor``:
+
+- ``predict(frame)`` and ``predict_records(records)`` return ``(labels, probabilities)``
+  for classification (probabilities are n x k, columns in the order of ``classes``) and
+  ``(values, None)`` for regression;
+- a column absent from the input is treated as missing in every row, like a null value;
+- labels are the class with the highest probability (first one on a tie), on both engines;
+- instances hold no mutable state, so one predictor may serve many threads at once.
+
+The ONNX graph written by ``onnx_export`` holds everything the pipeline *learned*
+(imputation values, scaling, the one-hot mapping, the model). What the pipeline's
+``FunctionTransformer`` steps do before that - reading raw values as numbers,
+strings, booleans or date parts - is stateless and stays in Python here (``coerce_column``),
+value by value, without building a DataFrame: that is most of what makes one record fast.
+"""
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from training.ml.columns import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC
+from training.ml.preprocess import DATETIME_PARTS, MISSING_CATEGORY, _to_bool, datetime_parts
+from training.ml.problem import ProblemType
+
+#: Keys of the ONNX model's metadata_props written by ``onnx_export``.
+META_COLUMNS = "ml.columns"
+META_PROBLEM_TYPE = "ml.problem_type"
+META_CLASSES = "ml.classes"
+META_MISSING_CATEGORY = "ml.missing_category"
+#: Graph outputs written by ``onnx_export``.
+PROBABILITIES_OUTPUT = "probabilities"
+VALUE_OUTPUT = "value"
+
+Labels = np.ndarray
+Probabilities = np.ndarray | None
+
+
+# --- raw values -> what a graph input takes ---------------------------------------------------
+# Each function takes one column's raw values (a list) and mirrors the FunctionTransformer the
+# pipeline runs for that kind (preprocess.to_float_frame, to_str_frame, to_bool_frame,
+# datetime_parts) followed by nothing else: missing stays NaN (imputed in the graph), except
+# for categories, where the graph's string input cannot hold NaN and MISSING_CATEGORY
+# is sent instead (the pipeline's own imputer fills the same string).
+
+_PLAIN_NUMBER_TYPES = frozenset({float, int, bool, type(None)})
+#: Strings Python's float() and pandas' to_numeric read the same way; others go through pandas.
+_PLAIN_DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def is_missing(value: Any) -> bool:
+    """``pd.isna`` for one value, fast for the common types, False for containers."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return False
+    if isinstance(value, float):
+        return value != value
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _numbers(values: Sequence[Any]) -> np.ndarray:
+    """Like ``to_float_frame``: numbers as float64, anything else (and +/-inf) as NaN."""
+    array = None
+    if all(type(v) in _PLAIN_NUMBER_TYPES for v in values):
+        try:
+            array = np.array(values, dtype=float)  # None -> NaN
+        except OverflowError:
+            array = None
+    elif all(type(v) is str and _PLAIN_DECIMAL.match(v) for v in values):
+        array = np.array([float(v) for v in values])
+    if array is None:
+        array = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float,
+                                                                                           na_value=np.nan)
+    array[~np.isfinite(array)] = np.nan
+    return array.reshape(-1, 1)
+
+
+def _booleans(values: Sequence[Any]) -> np.ndarray:
+    """Like ``to_bool_frame``: true/yes/1 -> 1.0, false/no/0 -> 0.0, anything else -> NaN."""
+    return np.array([np.nan if is_missing(v) else _to_bool(v) for v in values], dtype=float).reshape(-1, 1)
+
+
+def _categories(values: Sequence[Any]) -> np.ndarray:
+    """Like ``to_str_frame`` + the constant imputer: ``str(value)``, or MISSING_CATEGORY."""
+    return np.array([MISSING_CATEGORY if is_missing(v) else str(v) for v in values], dtype=object).reshape(-1, 1)
+
+
+def _date_parts(values: Sequence[Any]) -> np.ndarray:
+    """Exactly ``datetime_parts`` (date parsing has too many cases to copy): n x len(DATETIME_PARTS)."""
+    return datetime_parts(pd.DataFrame({"value": pd.Series(list(values), dtype=object)}))
+
+
+#: kind -> (coercion, width of the graph input, numpy dtype of the graph input)
+COERCIONS: dict[str, tuple[Callable[[Sequence[Any]], np.ndarray], int, type]] = {
+    NUMERIC: (_numbers, 1, np.float64),
+    BOOLEAN: (_booleans, 1, np.float64),
+    CATEGORICAL: (_categories, 1, object),
+    DATETIME: (_date_parts, len(DATETIME_PARTS), np.float64),
+}
+
+
+def coerce_column(kind: str, values: Sequence[Any]) -> np.ndarray:
+    """One column's raw values as the graph input for ``kind`` takes them (n x width)."""
+    return COERCIONS[kind][0](values)
+
+
+# --- the interface ------------------------------------------------------------------------------
+
+class Predictor(ABC):
+    """Predictions for new rows, the same way whatever the engine."""
+
+    engine: ClassVar[str]
+
+    def __init__(self, problem_type: str | ProblemType, classes: Sequence | None, input_columns: Sequence[str]):
+        self.problem_type: str = ProblemType(problem_type).value
+        self.is_classification = self.problem_type != ProblemType.REGRESSION.value
+        if self.is_classification and not classes:
+            raise ValueError(f"a {self.problem_type} predictor needs its classes")
+        self.classes: list | None = list(classes) if self.is_classification else None
+        self._class_array = np.array(self.classes, dtype=object) if self.classes is not None else None
+        self.input_columns: list[str] = list(input_columns)
+
+    @abstractmethod
+    def predict(self, frame: pd.DataFrame) -> tuple[Labels, Probabilities]:
+        """(labels, probabilities n x k) for classification, (values, None) for regression."""
+
+    def predict_records(self, records: Sequence[dict[str, Any]]) -> tuple[Labels, Probabilities]:
+        """Like ``predict`` for a list of ``{column: value}`` dicts (missing keys are missing values)."""
+        return self.predict(pd.DataFrame.from_records(list(records), columns=self.input_columns))
+
+    def _answer(self, output: np.ndarray) -> tuple[Labels, Probabilities]:
+        """Turn the raw model output (probabilities or values) into the public answer."""
+        if self.is_classification:
+            proba = np.asarray(output, dtype=np.float64)
+            return self._class_array[np.argmax(proba, axis=1)], proba
+        return np.asarray(output, dtype=np.float64).reshape(-1), None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.problem_type}, {len(self.input_columns)} columns>"
+
+
+class NativePredictor(Predictor):
+    """The fitted scikit-learn pipeline itself; works for everything, slower per call.
+
+    Takes ownership of ``pipeline``: estimators are switched to one thread (``n_jobs=1``),
+    since a serving process runs many predictors side by side and a pool per call costs
+    more than it saves on a few rows.
+    """
+
+    engine = "native"
+
+    def __init__(self, pipeline: Pipeline, problem_type: str | ProblemType, classes: Sequence | None,
+                 input_columns: Sequence[str]):
+        super().__init__(problem_type, classes, input_columns)
+        self.pipeline = pipeline
+        _single_threaded(pipeline)
+
+    def predict(self, frame: pd.DataFrame) -> tuple[Labels, Probabilities]:
+        X = frame if list(frame.columns) == self.input_columns else frame.reindex(columns=self.input_columns)
+        if self.is_classification:
+            return self._answer(self.pipeline.predict_proba(X))
+        return self._answer(self.pipeline.predict(X))
+
+
+def _single_threaded(pipeline: Pipeline) -> None:
+    for _, step in pipeline.steps:
+        for estimator in (step, getattr(step, "estimator_", None)):
+            if estimator is not None and "n_jobs" in estimator.get_params(deep=False):
+                estimator.set_params(n_jobs=1)
+
+
+class OnnxPredictor(Predictor):
+    """An onnxruntime session over a graph written by ``onnx_export.export_onnx``.
+
+    ``input_kinds`` (column -> kind) is checked against the kinds the graph was written for;
+    when left out, those are used. The session runs on one thread, sequentially: serving
+    processes must not oversubscribe the CPU, and one record is faster without a pool.
+    """
+
+    engine = "onnx"
+
+    def __init__(self, onnx_bytes: bytes, problem_type: str | ProblemType, classes: Sequence | None,
+                 input_columns: Sequence[str], input_kinds: dict[str, str] | None = None):
+        import onnxruntime as ort
+
+        super().__init__(problem_type, classes, input_columns)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self._inputs = self._read_inputs(meta, input_kinds)
+        self.input_kinds = {column: kind for column, _, kind in self._inputs}
+        output = PROBABILITIES_OUTPUT if self.is_classification else VALUE_OUTPUT
+        outputs = [o.name for o in self.session.get_outputs()]
+        if output not in outputs:
+            raise ValueError(f"the ONNX graph has no '{output}' output (it has {', '.join(outputs)}); "
+                             f"was it written for a {self.problem_type} model?")
+        self._outputs = [output]
+
+    def _read_inputs(self, meta: dict[str, str], input_kinds: dict[str, str] | None) -> list[tuple[str, str, str]]:
+        """(column, graph input name, kind) for every graph input, checked against what we were told."""
+        if META_COLUMNS not in meta:
+            raise ValueError("the ONNX graph was not written by onnx_export (no column metadata)")
+        inputs = [(c["column"], c["input"], c["kind"]) for c in json.loads(meta[META_COLUMNS])]
+        if meta.get(META_MISSING_CATEGORY, MISSING_CATEGORY) != MISSING_CATEGORY:
+            raise ValueError("the ONNX graph expects another marker for missing categories")
+        graph_inputs = {i.name for i in self.session.get_inputs()}
+        if graph_inputs != {name for _, name, _ in inputs}:
+            raise ValueError("the ONNX graph's inputs do not match its column metadata")
+        unknown = sorted({c for c, _, _ in inputs} - set(self.input_columns))
+        if unknown:
+            raise ValueError(f"the ONNX graph needs columns that are not input columns: {', '.join(unknown)}")
+        for column, _, kind in inputs:
+            if kind not in COERCIONS:
+                raise ValueError(f"the ONNX graph reads column '{column}' as {kind!r}, which is not supported")
+            if input_kinds is not None and input_kinds.get(column, kind) != kind:
+                raise ValueError(f"column '{column}' is {input_kinds[column]!r} here but the ONNX graph "
+                                 f"was written for {kind!r}")
+        return inputs
+
+    def _run(self, columns: Callable[[str], Sequence[Any]]) -> tuple[Labels, Probabilities]:
+        feeds = {name: COERCIONS[kind][0](columns(column)) for column, name, kind in self._inputs}
+        return self._answer(self.session.run(self._outputs, feeds)[0])
+
+    def predict_records(self, records: Sequence[dict[str, Any]]) -> tuple[Labels, Probabilities]:
+        return self._run(lambda column: [record.get(column) for record in records])
+
+    def predict(self, frame: pd.DataFrame) -> tuple[Labels, Probabilities]:
+        absent = [None] * len(frame)
+        return self._run(lambda column: frame[column].tolist() if column in frame.columns else absent)

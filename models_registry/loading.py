@@ -57,10 +57,14 @@ def _read_verified(version: ModelVersion, path: str, sha256: str, mac: str, what
 
 
 def load_pipeline_verified(version: ModelVersion):
-    from training.ml.artifacts import load_pipeline
+    from training.ml.artifacts import UntrustedArtifact, load_pipeline
 
     data = _read_verified(version, version.artifact, version.artifact_sha256, version.artifact_hmac, "pipeline")
-    return load_pipeline(data)
+    try:
+        return load_pipeline(data)
+    except UntrustedArtifact as exc:  # signed, yet not a file the platform writes: refuse, never execute
+        audit_record(actor="system", action="model_file_refused", obj=version, detail={"reason": str(exc)[:200]})
+        raise ArtifactRefused(version, f"not a safe model file: {exc}") from exc
 
 
 def serving_entry(version: ModelVersion) -> ServingEntry:

@@ -31,36 +31,46 @@ class StatsBuffer:
         self._lock = threading.Lock()
         self._buckets: dict[tuple, _Bucket] = defaultdict(_Bucket)
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def record(self, *, version_id: int, latency_ms: float, ok: bool, records: int = 0, predictions=()) -> None:
         minute = timezone.now().replace(second=0, microsecond=0)
         with self._lock:
-            bucket = self._buckets[(connection.schema_name, version_id, minute)]
+            # the database name is part of the key: a buffer never writes into another database than it read from
+            bucket = self._buckets[(connection.settings_dict["NAME"], connection.schema_name, version_id, minute)]
             bucket.requests += 1
             bucket.errors += 0 if ok else 1
             bucket.records += records
             if len(bucket.latencies) < MAX_LATENCIES_PER_MINUTE:
                 bucket.latencies.append(round(latency_ms, 3))
             bucket.predictions.update(_prediction_keys(predictions))
-            if self._thread is None or not self._thread.is_alive():
+            if not self._stop.is_set() and (self._thread is None or not self._thread.is_alive()):
                 self._thread = threading.Thread(target=self._loop, name="prediction-stats", daemon=True)
                 self._thread.start()
 
     def _loop(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(FLUSH_INTERVAL_S):
+        while not self._stop.wait(FLUSH_INTERVAL_S):
             self.flush()
+        connection.close()
+
+    def stop(self) -> None:
+        """Write what is buffered and stop the writer thread (process exit, end of a test session)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush()
 
     def flush(self) -> None:
         with self._lock:
             buckets, self._buckets = self._buckets, defaultdict(_Bucket)
-        for (schema, version_id, minute), bucket in buckets.items():
+        for (database, schema, version_id, minute), bucket in buckets.items():
+            if database != connection.settings_dict["NAME"]:
+                continue
             try:
                 with schema_context(schema):
                     _write(version_id, minute, bucket)
             except Exception:
                 logger.exception("could not write prediction stats for version %s in %s", version_id, schema)
-        connection.close() if threading.current_thread().name == "prediction-stats" else None
 
 
 def _prediction_keys(predictions) -> list[str]:
@@ -91,4 +101,4 @@ def _write(version_id: int, minute, bucket: _Bucket) -> None:
 
 
 stats_buffer = StatsBuffer()
-atexit.register(stats_buffer.flush)
+atexit.register(stats_buffer.stop)

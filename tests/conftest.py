@@ -71,7 +71,10 @@ def django_db_setup(django_test_environment, django_db_blocker):
     with django_db_blocker.unblock():
         config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
     yield
+    from models_registry.monitoring import stats_buffer
+
     with django_db_blocker.unblock():
+        stats_buffer.stop()
         with connection.cursor() as cursor:  # a worker or server thread a test started may still hold a session
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")

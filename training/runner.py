@@ -49,6 +49,10 @@ def run_training_job(job_id: int) -> str:
             monitor.log(note)
         monitor.progress("registering model version", 0.99)
         artifact = dump_pipeline(result.pipeline)
+        monitor.progress("compiling to ONNX and checking it against the pipeline", 0.995)
+        onnx_bytes, onnx_check = onnx_for(result)
+        monitor.log(f"serving engine: {'ONNX Runtime' if onnx_bytes else 'native pipeline'} "
+                    f"({onnx_check.get('reason') or 'ONNX agrees with the pipeline on the test split'})")
         monitor.check()  # last chance to cancel: nothing is registered yet
         summary = result.summary()
         with transaction.atomic():
@@ -59,7 +63,7 @@ def run_training_job(job_id: int) -> str:
                 cv={"metric": result.metric, "mean": summary["cv_mean"], "std": summary["cv_std"],
                     "folds": config.cv_folds, "greater_is_better": result.greater_is_better},
                 feature_schema=summary["feature_schema"], importance=summary["importance"], library_versions=versions,
-                dataset_id=job.dataset_id, job_id=job.pk))
+                dataset_id=job.dataset_id, job_id=job.pk, onnx=onnx_bytes, onnx_check=onnx_check))
             artifact_path = version.artifact
             monitor.stop()
             finish(job_id, JobStatus.SUCCEEDED, monitor, progress=1.0, stage="done", model_version=version,
@@ -91,6 +95,26 @@ def run_training_job(job_id: int) -> str:
     finally:
         monitor.stop()
         close_old_connections()
+
+
+def onnx_for(result) -> tuple[bytes | None, dict]:
+    """ONNX bytes when the conversion works and agrees with the pipeline on the test split, else None and why."""
+    from training.ml.onnx_export import OnnxUnsupported, check_parity, export_onnx
+
+    frame = result.test_frame[result.used_columns]
+    classes = result.classes
+    try:
+        data = export_onnx(result.pipeline, frame, problem_type=result.problem_type.value, classes=classes)
+    except OnnxUnsupported as exc:
+        return None, {"converted": False, "agree": False, "reason": f"no ONNX conversion: {exc}"}
+    except Exception as exc:  # a converter bug must not fail the training job: native serving still works
+        logger.exception("ONNX export failed")
+        return None, {"converted": False, "agree": False, "reason": f"ONNX export failed: {exc.__class__.__name__}"}
+    check = check_parity(result.pipeline, data, frame, problem_type=result.problem_type.value, classes=classes)
+    if not check["agree"]:
+        check["reason"] = check.get("reason") or "ONNX and the pipeline disagree on the test split"
+        return None, {"converted": True, **check}
+    return data, {"converted": True, **check}
 
 
 def finish(job_id: int, status: str, monitor: JobMonitor, **fields) -> None:

@@ -174,6 +174,7 @@ def test_all_missing_columns_of_the_record_are_listed(validator):
     ("active", ["yes"], "must be true or false, got a list"),
     ("signup", "not a date", "must be a date, such as \"2024-05-01\""),
     ("signup", 1700000000, "must be a date as text"),
+    ("signup", "12", "must be a date, such as"),
 ])
 def test_a_value_of_the_wrong_type_names_the_record_and_column(validator, column, value, words):
     # Given a good first record and a bad value in the second

@@ -141,9 +141,21 @@ def _type_warnings(schema: pa.Schema, feature_schema: list[dict]) -> list[str]:
         if pa.types.is_dictionary(arrow_type):
             arrow_type = arrow_type.value_type
         if kind in readable and not any(check(arrow_type) for check in readable[kind]):
-            notes.append(f"column '{column['name']}' holds {arrow_type} values but the model was trained on "
+            notes.append(f"column '{column['name']}' holds {_describe(arrow_type)} but the model was trained on "
                          f"{words[kind]}; values it cannot read are treated as missing")
     return notes
+
+
+def _describe(arrow_type: pa.DataType) -> str:
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "text"
+    if pa.types.is_boolean(arrow_type):
+        return "true/false values"
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+        return "numbers"
+    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
+        return "dates"
+    return f"{arrow_type} values"
 
 
 class _Output:

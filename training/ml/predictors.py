@@ -83,8 +83,7 @@ def _numbers(values: Sequence[Any]) -> np.ndarray:
     if array is None:
         array = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float,
                                                                                            na_value=np.nan)
-    array[~np.isfinite(array)] = np.nan
-    return array.reshape(-1, 1)
+    return np.where(np.isfinite(array), array, np.nan).reshape(-1, 1)
 
 
 def _booleans(values: Sequence[Any]) -> np.ndarray:

@@ -3,22 +3,18 @@
 The body is ``{"records": [{column: value, ...}, ...]}``. Each value is checked against
 the kind its column had at training time (``TrainResult.feature_schema``):
 
-========== ================================================================= ==============
-kind       accepted values                                                   frame dtype
-========== ================================================================= ==============
-numeric    JSON numbers; strings holding a number ("3.5", " 1e3 ").          float64
-           Not true/false (send 1 or 0), not infinity / NaN.
-categorical strings; numbers, turned into text as JSON writes them (7 -> "7",  object (str)
-           7.0 -> "7"). Categories not seen in training are fine: the
-           pipeline groups them as infrequent. Not true/false.
-boolean    true/false, 0/1, and the strings true/false, yes/no, t/f, y/n,    boolean
-           1/0 (any case).
-datetime   ISO 8601 strings ("2024-05-01", "2024-05-01T13:45:00+02:00");     datetime64
-           other common spellings are parsed too. Zoned times are converted
-           to UTC, as at training. Numbers are refused (seconds or
-           milliseconds since 1970 would be a guess).
-other      strings and numbers, kept as text.                                object (str)
-========== ================================================================= ==============
+- numeric -> float64: JSON numbers, and strings holding a number ("3.5", " 1e3 ").
+  Not true/false (a client bug more often than a 0/1 column: send 1 or 0), not
+  infinity or NaN.
+- categorical -> object (Python str): strings, and numbers written as text (7 and
+  7.0 -> "7", 2.5 -> "2.5"). Categories not seen in training are fine: the pipeline
+  groups them as infrequent. Not true/false.
+- boolean -> nullable ``boolean``: true/false, 0/1, and the strings true/false,
+  yes/no, t/f, y/n, 1/0 in any case.
+- datetime -> datetime64 (naive UTC, as at training): ISO 8601 strings ("2024-05-01",
+  "2024-05-01T13:45:00+02:00"), or other spellings a date parser reads ("March 5,
+  2020"). Numbers are refused: seconds or milliseconds since 1970 would be a guess.
+- any other kind -> object: strings and numbers, as text.
 
 Every kind also accepts ``null``: each kind's imputer in the pipeline fills it in, the
 same way it fills the gaps of the training data. Strings are trimmed, and an empty
@@ -166,8 +162,9 @@ def _to_datetime(value: Any) -> np.datetime64:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        # Not ISO 8601: the slower parser the training data went through.
-        fallback = parse_datetimes(pd.Series([text], dtype=object)).iloc[0]
+        # Not ISO 8601: the slower parser the training data went through. A bare number
+        # ("12", "2024") is not taken for a date, as at training.
+        fallback = _NAT if _is_number(text) else parse_datetimes(pd.Series([text], dtype=object)).iloc[0]
         if pd.isna(fallback):
             raise _Bad(f"must be a date, such as \"2024-05-01\" or \"2024-05-01T13:45:00Z\", got "
                        f"{_shown(value)}") from None
@@ -175,6 +172,14 @@ def _to_datetime(value: Any) -> np.datetime64:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
     return np.datetime64(parsed, "us")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
@@ -297,7 +302,8 @@ class RecordValidator:
     def _frame(self, values: list[list], n: int) -> pd.DataFrame:
         blocks: Blocks = []
         for kind, positions in self._groups:
-            blocks += _BLOCKS[kind]([values[p] for p in positions], n, positions)
+            # A copy: the frame owns its block placements, whatever a caller does to it.
+            blocks += _BLOCKS[kind]([values[p] for p in positions], n, positions.copy())
         return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n), columns=self._index)
 
 

@@ -1,6 +1,7 @@
 """Batch prediction: a stored Parquet dataset in, a CSV a spreadsheet can open safely out, chunk by chunk."""
 from __future__ import annotations
 
+import copy
 import csv
 from pathlib import Path
 
@@ -270,3 +271,17 @@ def test_numeric_class_labels_are_written_as_numbers(dataset, out_dir):
     header, *rows = raw_rows(out_dir / "out.csv")
     assert header == result["columns"] == ["row", "prediction", "proba_-1", "proba_1"]
     assert {row[1] for row in rows} == {"-1", "1"}
+
+
+def test_the_serving_layers_native_predictor_writes_the_same_file(classifier, dataset, out_dir):
+    # Given the platform's own predictor (it takes over the pipeline, hence the copy)
+    predictors = pytest.importorskip("training.ml.predictors")
+    native = predictors.NativePredictor(copy.deepcopy(classifier.pipeline), classifier.problem_type,
+                                        classifier.classes, classifier.used_columns)
+    source, _ = dataset
+
+    # When a batch runs through it, then it writes what the plain pipeline writes
+    predict_batch(source, native, out_dir / "native.csv", feature_schema=classifier.feature_schema, chunk_rows=8)
+    predict_batch(source, PipelinePredictor(classifier), out_dir / "pipeline.csv",
+                  feature_schema=classifier.feature_schema)
+    assert (out_dir / "native.csv").read_bytes() == (out_dir / "pipeline.csv").read_bytes()

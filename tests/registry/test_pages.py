@@ -1,0 +1,84 @@
+"""Registry pages through Django's test client: they render with real data and enforce roles."""
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(org, role) -> Client:
+    client = Client(HTTP_HOST=org.host)
+    assert client.post("/login/", {"username": role, "password": f"{role}-pass-123"}).status_code == 302
+    return client
+
+
+def test_models_page_lists_models_with_headline_metric(acme, trained):
+    html = signed_in(acme, "viewer").get("/models/").content.decode()
+    assert "churn" in html and "price" in html and "roc_auc" in html
+
+
+def test_version_page_shows_metrics_schema_lineage_and_try_it(acme, trained):
+    html = signed_in(acme, "viewer").get(f"/models/versions/{trained['churn_v1']['id']}/").content.decode()
+    for text in ("Test metrics", "Feature schema", "Lineage", "SHA-256", "Try it", "Deployment history",
+                 trained["churn_v1"]["artifact_sha256"], "Serving engine"):
+        assert text in html, text
+    assert "Deploy to production" not in html  # viewers cannot deploy
+
+
+def test_editor_deploys_and_rolls_back_from_the_pages(acme, trained):
+    client = signed_in(acme, "editor")
+    v1, v2 = trained["churn_v1"]["id"], trained["churn_v2"]["id"]
+    client.post(f"/models/versions/{v1}/deploy/")
+    page = client.post(f"/models/versions/{v2}/deploy/", follow=True).content.decode()
+    assert "churn v2 is now production." in page
+    from django_tenants.utils import schema_context
+
+    from models_registry.models import RegisteredModel
+
+    with schema_context(acme.schema):
+        model_id = RegisteredModel.objects.get(name="churn").pk
+    page = client.post(f"/models/{model_id}/rollback/", follow=True).content.decode()
+    assert "Rolled back: churn v1 is production again." in page
+
+
+def test_viewer_cannot_deploy_from_the_pages(acme, trained):
+    assert signed_in(acme, "viewer").post(f"/models/versions/{trained['churn_v1']['id']}/deploy/").status_code == 403
+
+
+def test_compare_page_highlights_the_best(acme, trained):
+    html = signed_in(acme, "viewer").get(f"/models/compare/?v={trained['churn_v1']['id']}&v={trained['churn_v2']['id']}").content.decode()
+    assert 'data-testid="comparison"' in html and 'class="num best"' in html
+
+
+def test_compare_page_explains_mixed_problem_types(acme, trained):
+    html = signed_in(acme, "viewer").get(f"/models/compare/?v={trained['churn_v1']['id']}&v={trained['price_v1']['id']}").content.decode()
+    assert "cannot be compared" in html
+
+
+def test_monitoring_page_renders(acme, trained):
+    from django_tenants.utils import schema_context
+
+    from models_registry.models import RegisteredModel
+
+    with schema_context(acme.schema):
+        model_id = RegisteredModel.objects.get(name="price").pk
+    assert signed_in(acme, "viewer").get(f"/models/{model_id}/monitoring/").status_code == 200
+
+
+def test_api_keys_page_shows_the_secret_once_and_is_for_owners(acme, trained):
+    from django_tenants.utils import schema_context
+
+    from models_registry.models import RegisteredModel
+
+    with schema_context(acme.schema):
+        model_id = RegisteredModel.objects.get(name="churn").pk
+    owner = signed_in(acme, "owner")
+    html = owner.post("/api-keys/", {"name": "web", "model_ids": [model_id]}).content.decode()
+    assert 'data-testid="secret"' in html and "mlp_" in html
+    assert 'data-testid="secret"' not in owner.get("/api-keys/").content.decode()
+    assert signed_in(acme, "editor").get("/api-keys/").status_code == 403
+
+
+def test_other_organization_gets_404_on_registry_pages(globex, trained):
+    client = signed_in(globex, "owner")  # globex has trained nothing: acme's version ids do not exist there
+    assert client.get(f"/models/versions/{trained['churn_v1']['id']}/").status_code == 404
+    assert client.get("/models/batch/999/").status_code == 404

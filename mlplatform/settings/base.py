@@ -115,7 +115,9 @@ def _database_url() -> str:
         return database_url()
 
 
-DATABASES = {"default": dj_database_url.parse(_database_url(), conn_max_age=0)}
+# Persistent connections: opening one costs milliseconds, more than a whole prediction.
+DATABASES = {"default": dj_database_url.parse(_database_url(), conn_max_age=env_int("DB_CONN_MAX_AGE", 300),
+                                              conn_health_checks=True)}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -98,12 +98,12 @@ def test_dataset_used_by_a_model_version_cannot_be_deleted(acme, uploaded):
     from models_registry.models import ModelVersion, RegisteredModel
 
     with schema_context(acme.schema):
-        registered = RegisteredModel.objects.create(name="churn", created_by="editor")
+        registered = RegisteredModel.objects.create(name="delete-guard", created_by="editor")
         ModelVersion.objects.create(registered_model=registered, version=1, algorithm="random_forest",
                                     problem_type="binary", target="label", artifact="models/x.skops",
                                     artifact_sha256="0" * 64, artifact_hmac="0" * 64, artifact_size=1,
                                     dataset_id=uploaded["id"], created_by="editor")
     response = acme.client("editor").delete(f"/api/v1/ml/datasets/{uploaded['id']}")
     assert response.status_code == 409
-    assert response.json()["model_versions"] == ["churn v1"]
-    assert "churn v1" in response.json()["detail"]
+    assert response.json()["model_versions"] == ["delete-guard v1"]
+    assert "delete-guard v1" in response.json()["detail"]

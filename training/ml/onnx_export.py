@@ -49,7 +49,7 @@ from xgboost import XGBClassifier, XGBRegressor
 
 from training.ml.columns import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC
 from training.ml.predictors import (
-    COERCIONS, META_CLASSES, META_COLUMNS, META_MISSING_CATEGORY, META_PROBLEM_TYPE, PROBABILITIES_OUTPUT,
+    INPUT_WIDTHS, META_CLASSES, META_COLUMNS, META_MISSING_CATEGORY, META_PROBLEM_TYPE, PROBABILITIES_OUTPUT,
     VALUE_OUTPUT, NativePredictor, OnnxPredictor, Predictor,
 )
 from training.ml.preprocess import MISSING_CATEGORY, datetime_parts, to_bool_frame, to_float_frame, to_str_frame
@@ -159,7 +159,7 @@ def _kind_of(name: str, transformer: Any) -> tuple[str, list[tuple[str, Any]]]:
 
 
 def _numeric_block(name: str, kind: str, columns: list[str], steps: list[tuple[str, Any]]) -> _Block:
-    width = len(columns) * COERCIONS[kind][1]
+    width = len(columns) * INPUT_WIDTHS[kind]
     block = _Block(kind=kind, columns=columns, width=width)
     for step_name, step in steps:
         if isinstance(step, SimpleImputer) and not step.add_indicator and _is_nan(step.missing_values):
@@ -460,7 +460,7 @@ def _assemble(blocks: list[_Block], model_proto: onnx.ModelProto, float32: bool,
         outputs.append(helper.make_value_info(public, produced[internal].type))
 
     inputs = [helper.make_tensor_value_info(
-        name, TensorProto.STRING if kind == CATEGORICAL else TensorProto.DOUBLE, [None, COERCIONS[kind][1]])
+        name, TensorProto.STRING if kind == CATEGORICAL else TensorProto.DOUBLE, [None, INPUT_WIDTHS[kind]])
         for _, name, kind in infos]
     nodes = graph.nodes[:-len(wanted)] + list(model_graph.node) + graph.nodes[-len(wanted):]
     merged = helper.make_graph(nodes, "pipeline", inputs, outputs,

@@ -45,19 +45,18 @@ Probabilities = np.ndarray | None
 
 
 # --- raw values -> what a graph input takes ---------------------------------------------------
-# Each function takes one column's raw values (a list) and mirrors the FunctionTransformer the
-# pipeline runs for that kind (preprocess.to_float_frame, to_str_frame, to_bool_frame,
-# datetime_parts) followed by nothing else: missing stays NaN (imputed in the graph), except
-# for categories, where the graph's string input cannot hold NaN and MISSING_CATEGORY
-# is sent instead (the pipeline's own imputer fills the same string).
+# These mirror the FunctionTransformer the pipeline runs for each kind (preprocess.to_float_frame,
+# to_bool_frame, to_str_frame, datetime_parts) and nothing after it: missing stays NaN (the graph
+# imputes it), except for categories, where a string input cannot hold NaN and MISSING_CATEGORY
+# is sent instead (the pipeline's own imputer fills in the same string).
 
-_PLAIN_NUMBER_TYPES = frozenset({float, int, bool, type(None)})
-#: Strings Python's float() and pandas' to_numeric read the same way; others go through pandas.
-_PLAIN_DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+#: Strings Python's float() and pandas' to_numeric read alike; any other string goes through pandas.
+_PLAIN_DECIMAL = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+_NAN = float("nan")
 
 
 def is_missing(value: Any) -> bool:
-    """``pd.isna`` for one value, fast for the common types, False for containers."""
+    """``pd.isna`` for one value: fast for the common types, False for containers."""
     if value is None:
         return True
     if isinstance(value, str):
@@ -70,49 +69,59 @@ def is_missing(value: Any) -> bool:
         return False
 
 
-def _numbers(values: Sequence[Any]) -> np.ndarray:
-    """Like ``to_float_frame``: numbers as float64, anything else (and +/-inf) as NaN."""
-    array = None
-    if all(type(v) in _PLAIN_NUMBER_TYPES for v in values):
+def number(value: Any) -> float:
+    """Like ``to_float_frame`` for one value: a float, NaN for anything else and for +/-inf."""
+    kind = type(value)
+    if kind is float:
+        number_ = value
+    elif kind is int or kind is bool:
         try:
-            array = np.array(values, dtype=float)  # None -> NaN
+            number_ = float(value)
         except OverflowError:
-            array = None
-    elif all(type(v) is str and _PLAIN_DECIMAL.match(v) for v in values):
-        array = np.array([float(v) for v in values])
-    if array is None:
-        array = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float,
-                                                                                           na_value=np.nan)
-    return np.where(np.isfinite(array), array, np.nan).reshape(-1, 1)
+            return _NAN
+    elif value is None:
+        return _NAN
+    elif kind is str and _PLAIN_DECIMAL.match(value):
+        number_ = float(value)
+    else:
+        number_ = float(pd.to_numeric(pd.Series([value], dtype=object), errors="coerce")
+                        .to_numpy(dtype=float, na_value=np.nan)[0])
+    return number_ if number_ - number_ == 0 else _NAN  # inf - inf and nan - nan are NaN
 
 
-def _booleans(values: Sequence[Any]) -> np.ndarray:
-    """Like ``to_bool_frame``: true/yes/1 -> 1.0, false/no/0 -> 0.0, anything else -> NaN."""
-    return np.array([np.nan if is_missing(v) else _to_bool(v) for v in values], dtype=float).reshape(-1, 1)
+def boolean(value: Any) -> float:
+    """Like ``to_bool_frame`` for one value: 1.0, 0.0 or NaN."""
+    return _NAN if is_missing(value) else _to_bool(value)
 
 
-def _categories(values: Sequence[Any]) -> np.ndarray:
-    """Like ``to_str_frame`` + the constant imputer: ``str(value)``, or MISSING_CATEGORY."""
-    return np.array([MISSING_CATEGORY if is_missing(v) else str(v) for v in values], dtype=object).reshape(-1, 1)
+def category(value: Any) -> str:
+    """Like ``to_str_frame`` and the constant imputer for one value."""
+    return MISSING_CATEGORY if is_missing(value) else str(value)
 
 
-def _date_parts(values: Sequence[Any]) -> np.ndarray:
+def date_parts(values: Sequence[Any]) -> np.ndarray:
     """Exactly ``datetime_parts`` (date parsing has too many cases to copy): n x len(DATETIME_PARTS)."""
     return datetime_parts(pd.DataFrame({"value": pd.Series(list(values), dtype=object)}))
 
 
-#: kind -> (coercion, width of the graph input, numpy dtype of the graph input)
-COERCIONS: dict[str, tuple[Callable[[Sequence[Any]], np.ndarray], int, type]] = {
-    NUMERIC: (_numbers, 1, np.float64),
-    BOOLEAN: (_booleans, 1, np.float64),
-    CATEGORICAL: (_categories, 1, object),
-    DATETIME: (_date_parts, len(DATETIME_PARTS), np.float64),
+#: kind -> (one raw value -> graph value, numpy dtype); kinds read value by value.
+VALUE_COERCIONS: dict[str, tuple[Callable[[Any], Any], type]] = {
+    NUMERIC: (number, np.float64),
+    BOOLEAN: (boolean, np.float64),
+    CATEGORICAL: (category, object),
 }
+#: kind -> raw values of one column -> n x width array; kinds read a column at a time.
+COLUMN_COERCIONS: dict[str, Callable[[Sequence[Any]], np.ndarray]] = {DATETIME: date_parts}
+#: kind -> width of its graph input
+INPUT_WIDTHS = {NUMERIC: 1, BOOLEAN: 1, CATEGORICAL: 1, DATETIME: len(DATETIME_PARTS)}
 
 
 def coerce_column(kind: str, values: Sequence[Any]) -> np.ndarray:
     """One column's raw values as the graph input for ``kind`` takes them (n x width)."""
-    return COERCIONS[kind][0](values)
+    if kind in COLUMN_COERCIONS:
+        return COLUMN_COERCIONS[kind](values)
+    convert, dtype = VALUE_COERCIONS[kind]
+    return np.array([convert(v) for v in values], dtype=dtype).reshape(-1, 1)
 
 
 # --- the interface ------------------------------------------------------------------------------
@@ -204,6 +213,8 @@ class OnnxPredictor(Predictor):
         meta = self.session.get_modelmeta().custom_metadata_map
         self._inputs = self._read_inputs(meta, input_kinds)
         self.input_kinds = {column: kind for column, _, kind in self._inputs}
+        self._groups = [(kind, [c for c, _, k in self._inputs if k == kind], [n for _, n, k in self._inputs if k == kind])
+                        for kind in dict.fromkeys(k for _, _, k in self._inputs)]
         output = PROBABILITIES_OUTPUT if self.is_classification else VALUE_OUTPUT
         outputs = [o.name for o in self.session.get_outputs()]
         if output not in outputs:
@@ -225,20 +236,34 @@ class OnnxPredictor(Predictor):
         if unknown:
             raise ValueError(f"the ONNX graph needs columns that are not input columns: {', '.join(unknown)}")
         for column, _, kind in inputs:
-            if kind not in COERCIONS:
+            if kind not in INPUT_WIDTHS:
                 raise ValueError(f"the ONNX graph reads column '{column}' as {kind!r}, which is not supported")
             if input_kinds is not None and input_kinds.get(column, kind) != kind:
                 raise ValueError(f"column '{column}' is {input_kinds[column]!r} here but the ONNX graph "
                                  f"was written for {kind!r}")
         return inputs
 
-    def _run(self, columns: Callable[[str], Sequence[Any]]) -> tuple[Labels, Probabilities]:
-        feeds = {name: COERCIONS[kind][0](columns(column)) for column, name, kind in self._inputs}
-        return self._answer(self.session.run(self._outputs, feeds)[0])
+    def _feeds(self, column_values: Callable[[str], Sequence[Any]]) -> dict[str, np.ndarray]:
+        """Graph inputs from a function giving each column's raw values.
+
+        Columns of one kind are converted into one (columns x rows) array, whose rows are
+        contiguous n x 1 views: one numpy allocation per kind rather than per column.
+        """
+        feeds = {}
+        for kind, columns, names in self._groups:
+            if kind in COLUMN_COERCIONS:
+                feeds.update((name, COLUMN_COERCIONS[kind](column_values(c))) for c, name in zip(columns, names))
+                continue
+            convert, dtype = VALUE_COERCIONS[kind]
+            block = np.array([[convert(v) for v in column_values(c)] for c in columns], dtype=dtype)
+            feeds.update((name, row.reshape(-1, 1)) for name, row in zip(names, block))
+        return feeds
 
     def predict_records(self, records: Sequence[dict[str, Any]]) -> tuple[Labels, Probabilities]:
-        return self._run(lambda column: [record.get(column) for record in records])
+        feeds = self._feeds(lambda column: [record.get(column) for record in records])
+        return self._answer(self.session.run(self._outputs, feeds)[0])
 
     def predict(self, frame: pd.DataFrame) -> tuple[Labels, Probabilities]:
         absent = [None] * len(frame)
-        return self._run(lambda column: frame[column].tolist() if column in frame.columns else absent)
+        feeds = self._feeds(lambda column: frame[column].tolist() if column in frame.columns else absent)
+        return self._answer(self.session.run(self._outputs, feeds)[0])

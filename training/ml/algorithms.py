@@ -5,6 +5,8 @@ means adding one class here.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from sklearn.base import BaseEstimator
@@ -25,6 +27,46 @@ REGRESSION = frozenset({ProblemType.REGRESSION})
 BOTH = CLASSIFICATION | REGRESSION
 
 
+#: Dataset descriptors (each 0..1) that ``Traits.affinity`` weighs; see ``data_descriptors``.
+DESCRIPTORS = ("small", "large", "wide", "categorical", "missing")
+#: How a descriptor reads in a suggestion when it helps (+) or hurts (-) an algorithm.
+DESCRIPTOR_PHRASES = {
+    "small": ("suits few rows", "tends to overfit few rows"),
+    "large": ("scales well to many rows", "slow or weaker on many rows"),
+    "wide": ("copes with many columns for the rows", "struggles with many columns for the rows"),
+    "categorical": ("handles many one-hot categories well", "weaker with many categories"),
+    "missing": ("tolerates missing values well", "relies on imputed missing values"),
+}
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What suggestions and AutoML know about an algorithm, as data (no branches on names).
+
+    ``prior`` is how well it does on typical tabular data; ``affinity`` adds
+    ``weight * descriptor`` for each dataset descriptor (see ``DESCRIPTORS``).
+    ``work_param`` is the parameter fit time grows with (trees, iterations), for cost
+    estimates. ``starts`` are configurations AutoML tries first, after the defaults.
+    """
+
+    family: str
+    summary: str
+    prior: float
+    affinity: dict[str, float] = field(default_factory=dict)
+    baseline: bool = False
+    work_param: str | None = None
+    starts: tuple[dict[str, Any], ...] = ()
+
+    def suitability(self, descriptors: dict[str, float]) -> float:
+        return self.prior + sum(w * descriptors.get(k, 0.0) for k, w in self.affinity.items())
+
+    def strongest_effect(self, descriptors: dict[str, float]) -> tuple[str, float] | None:
+        """The descriptor that moves the score most (name, signed contribution), if any does."""
+        effects = [(k, w * descriptors.get(k, 0.0)) for k, w in self.affinity.items()]
+        effects = [e for e in effects if abs(e[1]) >= 0.05]
+        return max(effects, key=lambda e: abs(e[1])) if effects else None
+
+
 class Algorithm:
     """Shared behaviour; a subclass names its estimators, space and defaults.
 
@@ -41,6 +83,7 @@ class Algorithm:
     defaults: ClassVar[dict[str, Any]] = {}
     classifier: ClassVar[type[BaseEstimator] | None] = None
     regressor: ClassVar[type[BaseEstimator] | None] = None
+    traits: ClassVar[Traits] = Traits(family="other", summary="", prior=0.5)
 
     def runtime_params(self, *, n_threads: int, random_state: int) -> dict[str, Any]:
         """Thread and seed arguments this estimator accepts."""
@@ -111,11 +154,41 @@ def algorithms_for(problem_type: ProblemType) -> list[Algorithm]:
     return [a for a in ALGORITHMS.values() if problem_type in a.problem_types]
 
 
+def _ramp(value: float, zero_at: float, one_at: float) -> float:
+    return float(min(1.0, max(0.0, (value - zero_at) / (one_at - zero_at))))
+
+
+def data_descriptors(*, n_rows: int, n_features: int, categorical_share: float = 0.0,
+                     missing_share: float = 0.0) -> dict[str, float]:
+    """The dataset descriptors ``Traits.affinity`` weighs, each between 0 and 1.
+
+    small: 1 at 500 rows or fewer, 0 from 5,000; large: 0 up to 10,000 rows, 1 from 200,000;
+    wide: 1 when there are at least a tenth as many columns as rows.
+    """
+    log_rows = math.log10(max(n_rows, 1))
+    return {
+        "small": _ramp(-log_rows, -math.log10(5000), -math.log10(500)),
+        "large": _ramp(log_rows, 4.0, math.log10(200_000)),
+        "wide": _ramp(n_features / max(n_rows, 1), 0.01, 0.1),
+        "categorical": float(categorical_share),
+        "missing": float(missing_share),
+    }
+
+
+def rank_algorithms(algorithms: list[Algorithm], descriptors: dict[str, float]) -> list[tuple[Algorithm, float]]:
+    """Algorithms with their suitability for data described by ``descriptors``, best first."""
+    scored = [(a, a.traits.suitability(descriptors)) for a in algorithms]
+    return sorted(scored, key=lambda pair: -pair[1])
+
+
 # --- linear models ---------------------------------------------------------------------------
 
 @register
 class LogisticRegressionAlgorithm(Algorithm):
     key, label = "logistic_regression", "Logistic regression"
+    traits = Traits(family="linear", summary="fast, well-calibrated baseline; strong when effects are mostly linear",
+                    prior=0.55, affinity={"small": 0.3, "wide": 0.25, "large": -0.2}, baseline=True,
+                    starts=({"C": 0.1},))
     problem_types = CLASSIFICATION
     needs_scaling = True
     classifier = LogisticRegression
@@ -129,6 +202,8 @@ class LogisticRegressionAlgorithm(Algorithm):
 @register
 class LinearRegressionAlgorithm(Algorithm):
     key, label = "linear_regression", "Linear regression"
+    traits = Traits(family="linear", summary="the simplest baseline: instant, fully interpretable, nothing to tune",
+                    prior=0.35, affinity={"small": 0.25, "wide": -0.2, "large": -0.2}, baseline=True)
     problem_types = REGRESSION
     needs_scaling = True
     regressor = LinearRegression
@@ -141,6 +216,9 @@ class LinearRegressionAlgorithm(Algorithm):
 @register
 class RidgeAlgorithm(Algorithm):
     key, label = "ridge", "Ridge regression"
+    traits = Traits(family="linear", summary="fast regularised linear baseline; robust to correlated columns",
+                    prior=0.5, affinity={"small": 0.3, "wide": 0.3, "large": -0.2}, baseline=True,
+                    starts=({"alpha": 10.0},))
     problem_types = REGRESSION
     needs_scaling = True
     regressor = Ridge
@@ -173,18 +251,28 @@ class _Forest(Algorithm):
 @register
 class RandomForestAlgorithm(_Forest):
     key, label = "random_forest", "Random forest"
+    traits = Traits(family="bagged trees", summary="robust with little tuning; captures non-linear effects",
+                    prior=0.68, affinity={"small": 0.15, "large": -0.1, "missing": 0.05}, work_param="n_estimators",
+                    starts=({"n_estimators": 300, "max_features": 0.5, "min_samples_leaf": 2},))
     classifier, regressor = RandomForestClassifier, RandomForestRegressor
 
 
 @register
 class ExtraTreesAlgorithm(_Forest):
     key, label = "extra_trees", "Extra trees"
+    traits = Traits(family="bagged trees", summary="like a random forest, faster and smoother; good on small noisy data",
+                    prior=0.62, affinity={"small": 0.18, "large": -0.1}, work_param="n_estimators",
+                    starts=({"n_estimators": 300, "max_features": 1.0, "min_samples_leaf": 2},))
     classifier, regressor = ExtraTreesClassifier, ExtraTreesRegressor
 
 
 @register
 class HistGradientBoostingAlgorithm(Algorithm):
     key, label = "hist_gradient_boosting", "Histogram gradient boosting"
+    traits = Traits(family="boosted trees", summary="accurate on larger tabular data, fast on many rows",
+                    prior=0.74, affinity={"large": 0.35, "small": -0.15, "missing": 0.05}, work_param="max_iter",
+                    starts=({"learning_rate": 0.05, "max_iter": 300, "max_leaf_nodes": 15, "min_samples_leaf": 10,
+                             "l2_regularization": 1.0},))
     problem_types = BOTH
     classifier, regressor = HistGradientBoostingClassifier, HistGradientBoostingRegressor
     search_space = {
@@ -204,6 +292,10 @@ class HistGradientBoostingAlgorithm(Algorithm):
 @register
 class XGBoostAlgorithm(Algorithm):
     key, label = "xgboost", "XGBoost"
+    traits = Traits(family="boosted trees", summary="often the most accurate on tabular data, with tuning",
+                    prior=0.76, affinity={"large": 0.3, "small": -0.15, "categorical": 0.05}, work_param="n_estimators",
+                    starts=({"n_estimators": 500, "learning_rate": 0.03, "max_depth": 4, "subsample": 0.8,
+                             "colsample_bytree": 0.8, "min_child_weight": 2.0, "reg_lambda": 1.0},))
     problem_types = BOTH
     classifier, regressor = XGBClassifier, XGBRegressor
     search_space = {

@@ -162,18 +162,18 @@ class Predictor(ABC):
 class NativePredictor(Predictor):
     """The fitted scikit-learn pipeline itself; works for everything, slower per call.
 
-    Takes ownership of ``pipeline``: estimators are switched to one thread (``n_jobs=1``),
+    Takes ownership of ``pipeline``: estimators are switched to ``n_threads`` (default one),
     since a serving process runs many predictors side by side and a pool per call costs
-    more than it saves on a few rows.
+    more than it saves on a few rows; a batch job, which has its cores, passes more.
     """
 
     engine = "native"
 
     def __init__(self, pipeline: Pipeline, problem_type: str | ProblemType, classes: Sequence | None,
-                 input_columns: Sequence[str]):
+                 input_columns: Sequence[str], *, n_threads: int = 1):
         super().__init__(problem_type, classes, input_columns)
         self.pipeline = pipeline
-        _single_threaded(pipeline)
+        _set_threads(pipeline, n_threads)
 
     def predict(self, frame: pd.DataFrame) -> tuple[Labels, Probabilities]:
         X = frame if list(frame.columns) == self.input_columns else frame.reindex(columns=self.input_columns)
@@ -182,11 +182,11 @@ class NativePredictor(Predictor):
         return self._answer(self.pipeline.predict(X))
 
 
-def _single_threaded(pipeline: Pipeline) -> None:
+def _set_threads(pipeline: Pipeline, n_threads: int) -> None:
     for _, step in pipeline.steps:
         for estimator in (step, getattr(step, "estimator_", None)):
             if estimator is not None and "n_jobs" in estimator.get_params(deep=False):
-                estimator.set_params(n_jobs=1)
+                estimator.set_params(n_jobs=n_threads)
 
 
 class OnnxPredictor(Predictor):

@@ -32,7 +32,7 @@ DESCRIPTORS = ("small", "large", "wide", "categorical", "missing")
 #: How a descriptor reads in a suggestion when it helps (+) or hurts (-) an algorithm.
 DESCRIPTOR_PHRASES = {
     "small": ("suits few rows", "tends to overfit few rows"),
-    "large": ("scales well to many rows", "slow or weaker on many rows"),
+    "large": ("scales well to many rows", "usually outperformed on many rows"),
     "wide": ("copes with many columns for the rows", "struggles with many columns for the rows"),
     "categorical": ("handles many one-hot categories well", "weaker with many categories"),
     "missing": ("tolerates missing values well", "relies on imputed missing values"),

@@ -107,7 +107,8 @@ class TrainingStartApi(BaseAPIView):
         target = serializers.CharField(max_length=200)
         model_name = serializers.CharField(max_length=200)
         features = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True, allow_empty=False)
-        algorithm = serializers.CharField(default="auto", help_text="'auto' or a key from GET /api/v1/ml/catalog")
+        algorithm = serializers.CharField(default="auto", help_text="a key from GET /api/v1/ml/catalog, or 'auto' for an "
+                                          "AutoML run across the algorithms within time_budget_s")
         problem_type = serializers.ChoiceField(choices=["auto", "binary", "multiclass", "regression"], default="auto")
         search = serializers.ChoiceField(choices=["none", "grid", "random", "bayesian"], default="none")
         n_trials = serializers.IntegerField(default=20, min_value=1, max_value=1000)
@@ -117,6 +118,10 @@ class TrainingStartApi(BaseAPIView):
         test_size = serializers.FloatField(default=0.2, min_value=0.05, max_value=0.5)
         random_state = serializers.IntegerField(default=42, min_value=0, max_value=2**31 - 1)
         params = serializers.DictField(required=False, default=dict, help_text="fixed hyperparameters")
+        time_budget_s = serializers.FloatField(required=False, min_value=5, max_value=24 * 3600,
+                                               help_text="AutoML: wall-clock budget (default 60)")
+        ensemble = serializers.BooleanField(required=False, help_text="AutoML: try an ensemble of the best few (default true)")
+        keep_best_on_cancel = serializers.BooleanField(required=False, help_text="AutoML: when cancelled, register the best so far")
 
     @extend_schema(request=TrainingStartInput, responses={202: JobDetailOutput})
     def post(self, request):
@@ -167,3 +172,27 @@ class CatalogApi(BaseAPIView):
                                                                  "metrics": serializers.ListField(), "default_metrics": serializers.DictField()})})
     def get(self, request):
         return Response(selectors.ml_catalog())
+
+
+class SuggestionsApi(BaseAPIView):
+    """Problem type, metric, ranked algorithms, search settings and warnings for a dataset and target."""
+
+    required_role = "viewer"  # reads only
+
+    class SuggestionsInput(serializers.Serializer):
+        dataset_id = serializers.IntegerField()
+        target = serializers.CharField(max_length=200)
+
+    @extend_schema(request=SuggestionsInput, responses={200: inline_serializer("Suggestions", {
+        "problem_type": serializers.CharField(), "reason": serializers.CharField(), "metric": serializers.CharField(),
+        "metric_reason": serializers.CharField(), "algorithms": serializers.ListField(child=serializers.DictField()),
+        "search": serializers.DictField(), "warnings": serializers.ListField(child=serializers.DictField()),
+        "sampled": serializers.BooleanField()})})
+    def post(self, request):
+        data = self.SuggestionsInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        dataset = Dataset.objects.filter(pk=data.validated_data["dataset_id"]).first()
+        if dataset is None:
+            return Response({"detail": f"dataset {data.validated_data['dataset_id']} does not exist in this organization",
+                             "errors": {"dataset_id": ["does not exist"]}}, status=400)
+        return Response(services.suggestions_for(dataset=dataset, target=data.validated_data["target"]))

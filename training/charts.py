@@ -67,3 +67,18 @@ def residuals_chart(sample: dict | None) -> dict | None:
     fig = go.Figure(go.Scatter(x=sample["predicted"], y=sample["residual"], mode="markers", marker={"color": ACCENT, "size": 5, "opacity": 0.6}))
     fig.update_layout(xaxis_title="predicted", yaxis_title="residual")
     return _fig(fig, 300)
+
+
+def leaderboard_chart(leaderboard: list[dict], metric: str) -> dict | None:
+    done = [r for r in leaderboard if r.get("cv_mean") is not None]
+    if not done:
+        return None
+    fig = go.Figure()
+    for algorithm in sorted({r["algorithm"] for r in done}):
+        rows = [r for r in done if r["algorithm"] == algorithm]
+        fig.add_scatter(name=algorithm, x=[r.get("fit_time_s") for r in rows], y=[r["cv_mean"] for r in rows], mode="markers",
+                        marker={"size": 9}, text=[f"#{r.get('rank')}" for r in rows])
+    fig.update_layout(xaxis_title="fit time (s)", yaxis_title=f"CV {metric}")
+    fig = _fig(fig, 320)
+    fig["layout"]["showlegend"] = True
+    return fig

@@ -29,13 +29,15 @@ class TrainingJobForm(forms.Form):
     cv_folds = forms.IntegerField(min_value=2, max_value=20, initial=5, label="CV folds")
     test_size = forms.FloatField(min_value=0.05, max_value=0.5, initial=0.2, label="Test fraction")
     random_state = forms.IntegerField(min_value=0, initial=42, label="Random seed")
+    time_budget_s = forms.FloatField(min_value=5, initial=60, required=False, label="AutoML budget (seconds)")
+    keep_best_on_cancel = forms.BooleanField(required=False, initial=True, label="If cancelled, keep the best model so far")
 
     def __init__(self, *args, datasets, columns: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["dataset"].choices = [(d.pk, f"{d.name} ({d.rows:,} rows)") for d in datasets]
         self.fields["target"].choices = [(c, c) for c in columns]
         self.fields["features"].choices = [(c, c) for c in columns]
-        self.fields["algorithm"].choices = [("auto", "Auto (recommended for the problem type)")] + [
+        self.fields["algorithm"].choices = [("auto", "AutoML: try every algorithm within the budget")] + [
             (a.key, a.label) for a in ALGORITHMS.values()]
         self.fields["search"].choices = [(s.key, s.label) for s in SEARCHERS.values()]
         self.fields["metric"].choices = [("", "Default for the problem type")] + [(m.key, m.label) for m in METRICS.values()]

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import joblib
 from django.db import close_old_connections, transaction
@@ -11,6 +14,7 @@ from mlplatform.job_runtime import JobMonitor, job_claim, job_finish
 from mlplatform.job_runtime import reap_lost_jobs as reap_lost_training_jobs
 from models_registry.services import VersionSpec, model_version_register
 from training.ml.artifacts import dump_pipeline
+from training.ml.automl import AutoMLConfig, run_automl
 from training.ml.errors import JobCancelled, JobTimedOut, MLInputError
 from training.ml.threads import limit_threads
 from training.ml.trainer import TrainConfig, library_versions, train
@@ -21,12 +25,36 @@ from .services import dataset_frame
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class JobKind:
+    """How one kind of training job reads its settings, runs, and bounds its time."""
+
+    config: type
+    run: Callable
+    deadline_s: Callable[[Any], float | None]  # the hard limit: past it the job fails
+    prepare: Callable[[Any], None] = lambda config: None
+
+
+def _leave_time_to_refit(config: TrainConfig) -> None:
+    if config.time_limit_s:  # the search stops starting trials at 80% of the limit, leaving time to refit and evaluate
+        config.time_limit_s = round(config.time_limit_s * 0.8, 1)
+
+
+JOB_KINDS: dict[str, JobKind] = {
+    "train": JobKind(config=TrainConfig, run=train, deadline_s=lambda c: c.time_limit_s, prepare=_leave_time_to_refit),
+    # AutoML keeps its own budget (+10%); the hard limit only catches a runaway
+    "automl": JobKind(config=AutoMLConfig, run=run_automl, deadline_s=lambda c: c.time_budget_s * 1.5 + 60),
+}
+
+
 def run_training_job(job_id: int) -> str:
     """Run one job inside the current organization's schema. Returns its final status."""
     if not job_claim(TrainingJob, job_id):
         return "not claimed (cancelled or taken by another worker)"
     job = TrainingJob.objects.select_related("dataset").get(pk=job_id)
-    monitor = JobMonitor(TrainingJob, job, time_limit_s=job.config.get("time_limit_s"))
+    kind = JOB_KINDS[job.kind]
+    config = kind.config.from_dict(job.config)
+    monitor = JobMonitor(TrainingJob, job, time_limit_s=kind.deadline_s(config))
     monitor.start()
     versions = library_versions()
     TrainingJob.objects.filter(pk=job_id).update(library_versions=versions)
@@ -34,26 +62,26 @@ def run_training_job(job_id: int) -> str:
     try:
         if job.dataset is None:
             raise MLInputError("the dataset of this job was deleted before it started", field="dataset")
-        config = TrainConfig.from_dict(job.config)
         monitor.progress("loading dataset", 0.01)
         columns = None if config.features is None else sorted(set(config.features) | {config.target})
         frame = dataset_frame(job.dataset, columns=columns)
-        if config.time_limit_s:
-            # the search stops starting trials at 80% of the limit, leaving time to refit and evaluate
-            config.time_limit_s = round(config.time_limit_s * 0.8, 1)
+        kind.prepare(config)
         monitor.log(f"dataset '{job.dataset.name}': {len(frame):,} rows, {frame.shape[1]} columns used")
         # worker processes are daemons: joblib may not start processes there, threads it may
         with limit_threads(config.n_threads), joblib.parallel_config(backend="threading", n_jobs=config.n_threads):
-            result = train(frame, config, progress=monitor.progress)
+            result = kind.run(frame, config, progress=monitor.progress)
+        cancelled = getattr(result, "cancelled", False)  # AutoML asked to keep its best model when cancelled
+        step = monitor.log if cancelled else (lambda stage: monitor.progress(stage, 0.99))
         for note in result.notes:
             monitor.log(note)
-        monitor.progress("registering model version", 0.99)
+        step("registering model version")
         artifact = dump_pipeline(result.pipeline)
-        monitor.progress("compiling to ONNX and checking it against the pipeline", 0.995)
+        step("compiling to ONNX and checking it against the pipeline")
         onnx_bytes, onnx_check = onnx_for(result)
         monitor.log(f"serving engine: {'ONNX Runtime' if onnx_bytes else 'native pipeline'} "
                     f"({onnx_check.get('reason') or 'ONNX agrees with the pipeline on the test split'})")
-        monitor.check()  # last chance to cancel: nothing is registered yet
+        if not cancelled:
+            monitor.check()  # last chance to cancel: nothing is registered yet
         summary = result.summary()
         with transaction.atomic():
             version = model_version_register(actor=job.created_by, spec=VersionSpec(
@@ -66,9 +94,11 @@ def run_training_job(job_id: int) -> str:
                 dataset_id=job.dataset_id, job_id=job.pk, onnx=onnx_bytes, onnx_check=onnx_check))
             artifact_path = version.artifact
             monitor.stop()
-            finish(job_id, JobStatus.SUCCEEDED, monitor, progress=1.0, stage="done", model_version=version,
-                    result={k: v for k, v in summary.items() if k not in ("feature_schema",)})
-        return JobStatus.SUCCEEDED
+            status = JobStatus.CANCELLED if cancelled else JobStatus.SUCCEEDED
+            finish(job_id, status, monitor, progress=1.0, model_version=version,
+                   stage="cancelled: the best model so far was registered" if cancelled else "done",
+                   result={k: v for k, v in summary.items() if k not in ("feature_schema",)})
+        return status
     except JobCancelled:
         monitor.stop()
         finish(job_id, JobStatus.CANCELLED, monitor, stage="cancelled")
@@ -76,7 +106,7 @@ def run_training_job(job_id: int) -> str:
     except JobTimedOut:
         monitor.stop()
         finish(job_id, JobStatus.FAILED, monitor, stage="time limit exceeded",
-                error=f"The job exceeded its time limit of {monitor.time_limit_s:g} s.")
+               error=f"The job exceeded its time limit of {monitor.time_limit_s:g} s.")
         return JobStatus.FAILED
     except MLInputError as exc:
         monitor.stop()

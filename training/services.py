@@ -14,9 +14,8 @@ from mlplatform.job_runtime import job_cancel
 from mlplatform.jobs import enqueue_for_current_organization
 from tenants.accounts.services import audit_record
 from tenants.selectors import current_organization
-from training.ml.algorithms import algorithms_for
+from training.ml.automl import AutoMLConfig
 from training.ml.ingest import ingest_to_parquet
-from training.ml.problem import resolve_problem_type
 from training.ml.profile import profile_parquet
 from training.ml.trainer import TrainConfig
 
@@ -104,20 +103,32 @@ def dataset_frame(dataset: Dataset, columns: list[str] | None = None) -> pd.Data
 
 
 # --- Training jobs ---------------------------------------------------------------
-JOB_FIELDS = {"target", "features", "algorithm", "problem_type", "search", "n_trials", "time_limit_s", "metric",
-              "cv_folds", "test_size", "random_state", "params"}
+TRAIN_FIELDS = {"target", "features", "algorithm", "problem_type", "search", "n_trials", "time_limit_s", "metric",
+                "cv_folds", "test_size", "random_state", "params"}
+AUTOML_FIELDS = {"target", "features", "problem_type", "metric", "time_budget_s", "cv_folds", "test_size",
+                 "random_state", "ensemble", "keep_best_on_cancel"}
+DEFAULT_AUTOML_BUDGET_S = 60
 
 
-# For a single job, `algorithm: auto` takes the first of these that fits the problem: strong defaults on tabular data.
-AUTO_PREFERENCE = ["hist_gradient_boosting", "random_forest", "xgboost"]
-
-
-def _auto_algorithm(config: dict, frame: pd.DataFrame) -> tuple[str, str]:
-    problem = resolve_problem_type(config.get("problem_type") or "auto", frame[config["target"]])
-    fitting = {a.key: a for a in algorithms_for(problem)}
-    choice = next((fitting[k] for k in AUTO_PREFERENCE if k in fitting), next(iter(fitting.values())))
-    return choice.key, (f"algorithm 'auto': chose {choice.label}, a strong default for {problem.value} problems "
-                        "on tabular data")
+def _job_config(settings_in: dict, frame: pd.DataFrame) -> tuple[str, object, list[str]]:
+    """(kind, validated config, notes). `algorithm: auto` is an AutoML run across the registry within a budget."""
+    notes = []
+    if settings_in.get("algorithm", "auto") == "auto":
+        values = {k: v for k, v in settings_in.items() if k in AUTOML_FIELDS and v is not None}
+        values.setdefault("time_budget_s", DEFAULT_AUTOML_BUDGET_S)
+        ignored = sorted(k for k in ("search", "n_trials", "params", "time_limit_s")
+                         if settings_in.get(k) not in (None, "none", {}, 20))
+        if ignored:
+            notes.append(f"AutoML chooses algorithms and parameters itself; ignored: {', '.join(ignored)}")
+        config = AutoMLConfig.from_dict({**values, "n_threads": settings.THREADS_PER_JOB})
+        kind = "automl"
+        notes.append(f"AutoML across the registry's algorithms within {config.time_budget_s:g} s")
+    else:
+        values = {k: v for k, v in settings_in.items() if k in TRAIN_FIELDS and v is not None}
+        config = TrainConfig.from_dict({**values, "n_threads": settings.THREADS_PER_JOB})
+        kind = "train"
+    config.validate(frame)
+    return kind, config, notes
 
 
 def training_job_create(*, actor: str, dataset: Dataset, model_name: str, settings_in: dict) -> TrainingJob:
@@ -127,8 +138,7 @@ def training_job_create(*, actor: str, dataset: Dataset, model_name: str, settin
     model_name = (model_name or "").strip()
     if not model_name:
         raise ApplicationError("Give the model a name to register it under.", field="model_name")
-    config = {k: v for k, v in settings_in.items() if k in JOB_FIELDS and v is not None}
-    target = config.get("target")
+    target = settings_in.get("target")
     if not target:
         raise ApplicationError("Choose the target column to predict.", field="target")
     if target not in dataset.column_names:
@@ -139,26 +149,37 @@ def training_job_create(*, actor: str, dataset: Dataset, model_name: str, settin
     if active >= org.max_concurrent_jobs:
         raise ApplicationError(f"This organization already has {active} job(s) queued or running; its plan allows "
                                f"{org.max_concurrent_jobs} at once. Wait for one to finish or cancel one.", status=409)
-    needed = [c for c in (config.get("features") or dataset.column_names) if c in dataset.column_names]
+    needed = [c for c in (settings_in.get("features") or dataset.column_names) if c in dataset.column_names]
     frame = dataset_frame(dataset, columns=sorted(set(needed) | {target}))
-    notes = []
-    config["n_threads"] = settings.THREADS_PER_JOB
-    if config.get("algorithm", "auto") == "auto":
-        # check the data with an algorithm that fits every problem type first, so errors name the real cause
-        TrainConfig.from_dict({**config, "algorithm": "random_forest", "params": {}}).validate(frame)
-        config["algorithm"], note = _auto_algorithm(config, frame)
-        notes.append(note)
-    train_config = TrainConfig.from_dict(config)
-    train_config.validate(frame)
+    kind, config, notes = _job_config(settings_in, frame)
     job = TrainingJob.objects.create(
-        dataset=dataset, dataset_name=dataset.name, model_name=model_name[:200], config=train_config.as_dict(),
+        kind=kind, dataset=dataset, dataset_name=dataset.name, model_name=model_name[:200], config=config.as_dict(),
         created_by=actor, log=[[timezone.now().isoformat(), n] for n in notes],
     )
     audit_record(actor=actor, action="training_started", obj=job,
-                 detail={"dataset": dataset.name, "algorithm": train_config.algorithm, "search": train_config.search})
+                 detail={"dataset": dataset.name, "kind": kind, "algorithm": getattr(config, "algorithm", "auto")})
     enqueue_for_current_organization(run_training_job, job.pk, label=f"train {model_name}")
     return job
 
 
 def training_job_cancel(*, actor: str, job: TrainingJob) -> TrainingJob:
     return job_cancel(TrainingJob, job, actor=actor, audit_action="training")
+
+
+# --- Suggestions ---------------------------------------------------------------------
+SUGGESTION_SAMPLE_ROWS = 50_000
+
+
+def dataset_sample(dataset: Dataset, rows: int, *, seed: int = 0) -> pd.DataFrame:
+    """A random sample of at most `rows` rows, read column-wise (a 1,000,000-row file reads in about a second)."""
+    frame = dataset_frame(dataset)
+    return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
+
+
+def suggestions_for(*, dataset: Dataset, target: str) -> dict:
+    from training.ml.suggest import suggest
+
+    if target not in dataset.column_names:
+        raise ApplicationError(f"Column '{target}' is not in dataset '{dataset.name}'; columns are: "
+                               f"{', '.join(dataset.column_names)}.", field="target")
+    return suggest(dataset_sample(dataset, SUGGESTION_SAMPLE_ROWS), target, profile=dataset.profile, total_rows=dataset.rows)

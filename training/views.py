@@ -107,6 +107,7 @@ def _job_context(job: TrainingJob) -> dict:
         "job": job, "result": result, "metrics": metrics,
         "importance_chart": charts.importance_chart(result.get("importance") or []),
         "trials_chart": charts.trials_chart(result.get("trials") or [], result.get("metric", "")),
+        "leaderboard_chart": charts.leaderboard_chart(result.get("leaderboard") or [], result.get("metric", "")),
         "confusion_chart": charts.confusion_chart(metrics.get("confusion_matrix")),
         "roc_chart": charts.curve_chart(metrics.get("roc_curve"), "fpr", "tpr", "ROC curve"),
         "pr_chart": charts.curve_chart(metrics.get("pr_curve"), "recall", "precision", "Precision-recall curve"),
@@ -141,4 +142,36 @@ def job_cancel_view(request, job_id: int):
         messages.error(request, exc.message)
     else:
         messages.info(request, "Cancelled." if job.status == "cancelled" else "Cancelling: the worker stops at its next check.")
+    return redirect("training-detail", job_id=job.pk)
+
+
+@member_required("viewer")
+def suggestions_partial(request):
+    """The suggestions panel of the new-job page (htmx), for the chosen dataset and target."""
+    dataset = get_object_or_404(Dataset, pk=request.GET.get("dataset") or 0) if (request.GET.get("dataset") or "").isdigit() else None
+    if dataset is None:
+        return HttpResponse('<p class="muted">Choose a dataset.</p>')
+    try:
+        suggestion = services.suggestions_for(dataset=dataset, target=request.GET.get("target", ""))
+    except (ApplicationError, MLInputError) as exc:
+        return render(request, "training/_suggestions.html", {"error": exc.message})
+    return render(request, "training/_suggestions.html", {"s": suggestion})
+
+
+@require_POST
+@member_required("editor")
+def dataset_automl_view(request, dataset_id: int):
+    """One click on the dataset page: AutoML on the suggested target with the default budget."""
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    target = request.POST.get("target") or dataset.profile.get("suggested_target")
+    try:
+        job = services.training_job_create(actor=request.user.username, dataset=dataset,
+                                           model_name=f"{dataset.name}-automl",
+                                           settings_in={"target": target, "algorithm": "auto",
+                                                        "time_budget_s": services.DEFAULT_AUTOML_BUDGET_S,
+                                                        "keep_best_on_cancel": True})
+    except (ApplicationError, MLInputError) as exc:
+        messages.error(request, exc.message)
+        return redirect("datasets-detail", dataset_id=dataset.pk)
+    messages.success(request, f"AutoML job {job.pk} is queued: {services.DEFAULT_AUTOML_BUDGET_S} s on target '{target}'.")
     return redirect("training-detail", job_id=job.pk)

@@ -24,10 +24,11 @@ def test_start_queues_a_job_with_the_full_configuration(acme, uploaded):
     assert job["id"] in [j["id"] for j in listed]
 
 
-def test_auto_algorithm_is_resolved_and_explained(acme, uploaded):
-    job = start(acme, uploaded["id"]).json()
-    assert job["config"]["algorithm"] == "hist_gradient_boosting"
-    assert "algorithm 'auto'" in job["log"][0][1]
+def test_auto_algorithm_is_an_automl_job_with_a_budget(acme, uploaded):
+    job = start(acme, uploaded["id"], time_budget_s=30).json()
+    assert job["kind"] == "automl"
+    assert job["config"]["time_budget_s"] == 30
+    assert "AutoML" in job["log"][-1][1]
 
 
 @pytest.mark.parametrize("settings, field, words", [

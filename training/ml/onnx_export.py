@@ -10,24 +10,31 @@ What goes where:
 
 So the graph has one input per column: numeric and boolean columns as double
 ``[N, 1]`` with NaN for missing, date columns as double ``[N, 5]`` (the date parts),
-categorical columns as string ``[N, 1]`` with ``MISSING_CATEGORY`` for missing. The
-preprocessing is written here as plain ONNX nodes in double precision (bit for bit the
-pipeline's arithmetic); the model is converted by skl2onnx (XGBoost through onnxmltools).
+categorical columns as string ``[N, 1]`` with ``MISSING_CATEGORY`` for missing. Its
+outputs are ``probabilities`` (float64, columns in the order of the classes) and ``label``
+(the position of the class, int64) for classifiers, ``value`` (float64) for regressors.
+The preprocessing nodes are written here, in float64: the same arithmetic as the pipeline.
 
-Precision of the model part: linear models and histogram gradient boosting take
-float64 features, like their native predict. Random forests, extra trees and XGBoost
-take float32 features because natively they compare float32 features too (scikit-learn
-trees and XGBoost cast their input; skl2onnx picks float32 thresholds that split exactly
-like sklearn's float64 ones), so every sample takes the same branches; their leaf values
-are summed in float32, which moves probabilities by about 1e-7.
-Histogram gradient boosting is written here rather than by skl2onnx (whose converter
-breaks with onnx >= 1.19 and would round its float64 thresholds to float32): one
-``TreeEnsembleRegressor`` (ai.onnx.ml 3) with float64 thresholds for the raw scores,
-then the link function in float64.
+Precision of the model part, chosen so that every row takes the same branches as natively:
+
+- linear models (skl2onnx) take float64 features, like their native predict;
+- random forests and extra trees are written here: natively a tree compares the
+  float32-rounded feature with a float64 threshold, so the graph rounds the features to
+  float32 and compares them in float64 with the model's own thresholds; leaf class
+  fractions are summed tree by tree in float64 like ``predict_proba``, which keeps exact
+  ties (0.5 / 0.5 with an even number of trees) breaking towards the same class;
+- histogram gradient boosting is written here too (skl2onnx's converter breaks with
+  onnx >= 1.19 and would round its float64 thresholds to float32): float64 features and
+  thresholds, then sklearn's link function in float64;
+- XGBoost (onnxmltools) takes float32 features, as XGBoost casts them natively.
+
+Tree sums leave onnxruntime's ``TreeEnsembleRegressor`` as float32, so probabilities and
+values differ from native ones by about 1e-7 (relative); labels are identical.
 """
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -59,6 +66,8 @@ from training.ml.wrappers import LabelEncodedClassifier
 #: Opsets the graph is written for (onnxruntime >= 1.14 runs them).
 TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
 IR_VERSION = 8
+#: Larger tree models are served natively: their graph would near protobuf's 2 GB limit.
+MAX_TREE_NODES = 5_000_000
 #: Rows of the sample the exported graph must run on before it is returned.
 SMOKE_ROWS = 20
 #: Models converted with float32 features, as XGBoost reads them natively (see the module docstring).
@@ -71,6 +80,8 @@ _RESERVED_PREFIX = "__"
 _MODEL_PREFIX = "__model."
 _FEATURES = "features"
 _UNSEEN = "\x00unseen category\x00"
+
+logger = logging.getLogger(__name__)
 
 
 class OnnxUnsupported(Exception):
@@ -271,8 +282,8 @@ def _input_infos(blocks: list[_Block]) -> list[tuple[str, str, str]]:
     taken = {_LABEL_OUTPUT, PROBABILITIES_OUTPUT, VALUE_OUTPUT}
     infos = []
     for i, (column, kind) in enumerate((c, b.kind) for b in blocks for c in b.columns):
-        name = column if column not in taken and not column.startswith(_RESERVED_PREFIX) else f"{_RESERVED_PREFIX}in.{i}"
-        infos.append((column, name, kind))
+        clashes = column in taken or column.startswith(_RESERVED_PREFIX)
+        infos.append((column, f"{_RESERVED_PREFIX}in.{i}" if clashes else column, kind))
     return infos
 
 
@@ -286,42 +297,51 @@ def _split(pipeline: Any) -> tuple[ColumnTransformer, Any]:
 
 
 class _Trees:
-    """Attributes of one ``TreeEnsembleRegressor`` (ai.onnx.ml 3) with float64 thresholds and leaf values.
+    """One ``TreeEnsembleRegressor`` (ai.onnx.ml 3) with float64 thresholds and leaf values.
 
-    Leaves may feed several targets (one per class); onnxruntime sums in float64, tree by tree,
-    and only the final sum is rounded to float32 (the operator's output type).
+    A leaf may feed several targets (one per class). onnxruntime sums in float64, tree by
+    tree, and only rounds the final sums to float32 (the operator's output type).
     """
 
     def __init__(self):
-        self.nodes: dict[str, list] = {key: [] for key in (
-            "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_values",
-            "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true")}
-        self.leaves: dict[str, list] = {key: [] for key in (
-            "target_treeids", "target_nodeids", "target_ids", "target_weights")}
+        self._nodes: list[dict[str, np.ndarray]] = []
+        self._leaves: list[dict[str, np.ndarray]] = []
+        self.n_nodes = 0
 
-    def _node(self, tree: int, node: int, feature: int, mode: str, threshold: float, left: int, right: int,
-              missing_left: bool) -> None:
-        for key, value in zip(self.nodes, (tree, node, feature, mode, threshold, left, right, int(missing_left))):
-            self.nodes[key].append(value)
-
-    def split(self, tree: int, node: int, feature: int, threshold: float, left: int, right: int,
-              missing_left: bool) -> None:
-        """``x[feature] <= threshold`` goes to ``left`` (so does NaN when ``missing_left``)."""
-        self._node(tree, node, int(feature), "BRANCH_LEQ", float(threshold), int(left), int(right), missing_left)
-
-    def leaf(self, tree: int, node: int, weights: np.ndarray) -> None:
-        self._node(tree, node, 0, "LEAF", 0.0, 0, 0, False)
-        for target, weight in enumerate(weights):
-            if weight != 0:
-                for key, value in zip(self.leaves, (tree, node, target, float(weight))):
-                    self.leaves[key].append(value)
+    def add(self, *, is_leaf: np.ndarray, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
+            right: np.ndarray, missing_left: np.ndarray, leaf_weights: np.ndarray) -> None:
+        """One tree, as arrays over its nodes; a split sends ``x[feature] <= threshold`` (and NaN when
+        ``missing_left``) to ``left``. ``leaf_weights`` is nodes x targets (rows of splits are ignored)."""
+        tree_id, n = len(self._nodes), len(is_leaf)
+        split = ~np.asarray(is_leaf, dtype=bool)
+        self._nodes.append({
+            "nodes_treeids": np.full(n, tree_id), "nodes_nodeids": np.arange(n),
+            "nodes_featureids": np.where(split, feature, 0), "nodes_values": np.where(split, threshold, 0.0),
+            "nodes_modes": np.where(split, "BRANCH_LEQ", "LEAF"),
+            "nodes_truenodeids": np.where(split, left, 0), "nodes_falsenodeids": np.where(split, right, 0),
+            "nodes_missing_value_tracks_true": np.where(split, missing_left, 0),
+        })
+        weights = np.where(split[:, None], 0.0, leaf_weights)
+        nodes, targets = np.nonzero(weights)
+        self._leaves.append({"target_treeids": np.full(len(nodes), tree_id), "target_nodeids": nodes,
+                             "target_ids": targets, "target_weights": weights[nodes, targets]})
+        self.n_nodes += n
+        if self.n_nodes > MAX_TREE_NODES:
+            raise OnnxUnsupported(f"the model has more than {MAX_TREE_NODES:,} tree nodes; "
+                                  f"its ONNX graph would be too large")
 
     def add_to(self, graph: _Graph, features: str, n_targets: int, base_values: np.ndarray | None = None) -> str:
         """Node summing the trees (plus ``base_values``); returns its float64 output [N, n_targets]."""
-        attributes = {key: values for key, values in {**self.nodes, **self.leaves}.items()
-                      if key not in ("nodes_values", "target_weights")}
-        attributes["nodes_values_as_tensor"] = numpy_helper.from_array(np.asarray(self.nodes["nodes_values"]))
-        attributes["target_weights_as_tensor"] = numpy_helper.from_array(np.asarray(self.leaves["target_weights"]))
+        attributes: dict[str, Any] = {}
+        for parts in (self._nodes, self._leaves):
+            for key in parts[0]:
+                values = np.concatenate([part[key] for part in parts])
+                if key in ("nodes_values", "target_weights"):
+                    attributes[f"{key}_as_tensor"] = numpy_helper.from_array(values.astype(np.float64))
+                elif key == "nodes_modes":
+                    attributes[key] = values.tolist()
+                else:
+                    attributes[key] = values.astype(np.int64).tolist()
         if base_values is not None:
             attributes["base_values_as_tensor"] = numpy_helper.from_array(np.asarray(base_values, np.float64))
         raw = graph.node("TreeEnsembleRegressor", [features], domain="ai.onnx.ml", n_targets=n_targets,
@@ -356,19 +376,16 @@ def _forest(model: Any, n_features: int, classification: bool) -> onnx.ModelProt
     if model.n_outputs_ != 1:
         raise OnnxUnsupported("forests predicting several targets are not exported")
     trees = _Trees()
-    for tree_id, estimator in enumerate(model.estimators_):
+    for estimator in model.estimators_:
         tree = estimator.tree_
         values = tree.value[:, 0, :]
         if classification:  # as DecisionTreeClassifier.predict_proba normalises a leaf
             totals = values.sum(axis=1, keepdims=True)
             values = values / np.where(totals == 0.0, 1.0, totals)
-        missing_left = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, dtype=bool))
-        for i in range(tree.node_count):
-            if tree.children_left[i] == -1:
-                trees.leaf(tree_id, i, values[i])
-            else:
-                trees.split(tree_id, i, tree.feature[i], tree.threshold[i], tree.children_left[i],
-                            tree.children_right[i], bool(missing_left[i]))
+        trees.add(is_leaf=tree.children_left == -1, feature=tree.feature, threshold=tree.threshold,
+                  left=tree.children_left, right=tree.children_right,
+                  missing_left=getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, dtype=np.uint8)),
+                  leaf_weights=values)
     graph = _Graph()
     rounded = graph.node("Cast", [graph.node("Cast", [_FEATURES], to=TensorProto.FLOAT)], to=TensorProto.DOUBLE)
     n_targets = len(model.classes_) if classification else 1
@@ -380,20 +397,16 @@ def _forest(model: Any, n_features: int, classification: bool) -> onnx.ModelProt
 def _hist_gradient_boosting(model: Any, n_features: int, classification: bool) -> onnx.ModelProto:
     """Raw scores from float64 thresholds on float64 features, then sklearn's link function in float64."""
     trees = _Trees()
-    tree_id = 0
     for iteration in model._predictors:
-        n_targets = len(iteration)
         for target, predictor in enumerate(iteration):
             nodes = predictor.nodes
             if nodes["is_categorical"].any():
                 raise OnnxUnsupported("histogram gradient boosting with categorical splits is not exported")
-            for i, node in enumerate(nodes):
-                if node["is_leaf"]:
-                    trees.leaf(tree_id, i, np.eye(n_targets)[target] * node["value"])
-                else:
-                    trees.split(tree_id, i, node["feature_idx"], node["num_threshold"], node["left"], node["right"],
-                                bool(node["missing_go_to_left"]))
-            tree_id += 1
+            weights = np.zeros((len(nodes), len(iteration)))
+            weights[:, target] = nodes["value"]
+            trees.add(is_leaf=nodes["is_leaf"].astype(bool), feature=nodes["feature_idx"],
+                      threshold=nodes["num_threshold"], left=nodes["left"], right=nodes["right"],
+                      missing_left=nodes["missing_go_to_left"], leaf_weights=weights)
     n_targets = int(model.n_trees_per_iteration_)
     graph = _Graph()
     raw = trees.add_to(graph, _FEATURES, n_targets, np.asarray(model._baseline_prediction).reshape(-1))
@@ -479,40 +492,44 @@ def export_onnx(pipeline: Pipeline, sample: pd.DataFrame, *, problem_type: str |
                 classes: list | None) -> bytes:
     """The fitted ``pipeline`` as ONNX bytes, checked to run on (a few rows of) ``sample``.
 
-    Raises ``OnnxUnsupported`` with the reason for anything that cannot be exported;
-    the caller then serves the pipeline natively. Whether the graph *agrees* with the
-    pipeline is for ``check_parity``.
+    Raises ``OnnxUnsupported`` with the reason for anything that cannot be exported (and
+    for any converter failure); the caller then serves the pipeline natively. Whether
+    the graph *agrees* with the pipeline is for ``check_parity``.
     """
-    problem = ProblemType(problem_type)
+    try:
+        data = _export(pipeline, ProblemType(problem_type), classes)
+    except OnnxUnsupported:
+        raise
+    except Exception as exc:
+        raise OnnxUnsupported(f"the export failed: {type(exc).__name__}: {exc}") from exc
+    try:  # the sample's first rows and a row with every value missing
+        predictor = OnnxPredictor(data, problem_type, classes, None)
+        predictor.predict(sample.head(SMOKE_ROWS))
+        predictor.predict_records([{}])
+    except Exception as exc:
+        raise OnnxUnsupported(f"onnxruntime cannot run the exported graph: {type(exc).__name__}: {exc}") from exc
+    return data
+
+
+def _export(pipeline: Pipeline, problem: ProblemType, classes: list | None) -> bytes:
     preprocess, model = _split(pipeline)
     if is_classifier(model) != problem.is_classification:
         raise OnnxUnsupported(f"the model {type(model).__name__} does not fit a {problem.value} problem")
-    if problem.is_classification and [*np.asarray(pipeline.classes_).tolist()] != list(classes or []):
+    if problem.is_classification and np.asarray(pipeline.classes_).tolist() != list(classes or []):
         raise OnnxUnsupported("the classes given are not the pipeline's classes, in its order")
     blocks = _blocks(preprocess)
     if not blocks:
         raise OnnxUnsupported("the pipeline uses no columns")
     float32 = isinstance(model, FLOAT32_MODELS)
     model_proto = _convert_model(model, sum(b.width for b in blocks), float32, problem.is_classification)
-    try:
-        proto = _assemble(blocks, model_proto, float32, problem.is_classification)
-        meta = {p.key: p.value for p in proto.metadata_props}
-        meta.update({META_PROBLEM_TYPE: problem.value, META_MISSING_CATEGORY: MISSING_CATEGORY,
-                     META_CLASSES: json.dumps(classes if problem.is_classification else None, default=str),
-                     "ml.model_precision": "float32" if float32 else "float64"})
-        helper.set_model_props(proto, meta)
-        onnx.checker.check_model(proto)
-        data = proto.SerializeToString()
-    except OnnxUnsupported:
-        raise
-    except Exception as exc:
-        raise OnnxUnsupported(f"the ONNX graph could not be assembled: {type(exc).__name__}: {exc}") from exc
-    columns = [c for b in blocks for c in b.columns]
-    try:
-        OnnxPredictor(data, problem, classes, columns).predict(sample.head(SMOKE_ROWS))
-    except Exception as exc:
-        raise OnnxUnsupported(f"onnxruntime cannot run the exported graph: {type(exc).__name__}: {exc}") from exc
-    return data
+    proto = _assemble(blocks, model_proto, float32, problem.is_classification)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    meta.update({META_PROBLEM_TYPE: problem.value, META_MISSING_CATEGORY: MISSING_CATEGORY,
+                 META_CLASSES: json.dumps(classes if problem.is_classification else None, default=str),
+                 "ml.model_precision": "float32" if float32 else "float64"})
+    helper.set_model_props(proto, meta)
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
 
 
 # --- parity and choosing the engine -------------------------------------------------------------
@@ -530,7 +547,7 @@ def check_parity(pipeline: Pipeline, onnx_bytes: bytes, frame: pd.DataFrame, *, 
     problem = ProblemType(problem_type)
     report = {"agree": False, "max_abs_diff": None, "labels_identical": False, "rows": int(len(frame)), "reason": ""}
     try:
-        predictor = OnnxPredictor(onnx_bytes, problem, classes, _input_columns(onnx_bytes))
+        predictor = OnnxPredictor(onnx_bytes, problem, classes, None)
     except Exception as exc:
         return {**report, "reason": f"the ONNX graph cannot be loaded: {type(exc).__name__}: {exc}"}
     if not len(frame):
@@ -569,12 +586,6 @@ def check_parity(pipeline: Pipeline, onnx_bytes: bytes, frame: pd.DataFrame, *, 
             "reason": reason}
 
 
-def _input_columns(onnx_bytes: bytes) -> list[str]:
-    model = onnx.load_from_string(onnx_bytes)
-    meta = {p.key: p.value for p in model.metadata_props}
-    return [c["column"] for c in json.loads(meta[META_COLUMNS])]
-
-
 def build_predictor(*, pipeline: Pipeline | None, onnx_bytes: bytes | None, problem_type: str | ProblemType,
                     classes: list | None, input_columns: list[str],
                     input_kinds: dict[str, str] | None = None) -> Predictor:
@@ -585,6 +596,7 @@ def build_predictor(*, pipeline: Pipeline | None, onnx_bytes: bytes | None, prob
         except Exception:
             if pipeline is None:
                 raise
+            logger.warning("ONNX graph not usable, serving the pipeline natively", exc_info=True)
     if pipeline is None:
         raise ValueError("build_predictor needs a pipeline or ONNX bytes")
     return NativePredictor(pipeline, problem_type, classes, input_columns)

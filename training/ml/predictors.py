@@ -83,6 +83,8 @@ def number(value: Any) -> float:
         return _NAN
     elif kind is str and _PLAIN_DECIMAL.match(value):
         number_ = float(value)
+    elif isinstance(value, (np.floating, np.integer, np.bool_)):
+        number_ = float(value)
     else:
         number_ = float(pd.to_numeric(pd.Series([value], dtype=object), errors="coerce")
                         .to_numpy(dtype=float, na_value=np.nan)[0])
@@ -176,6 +178,8 @@ class NativePredictor(Predictor):
         _set_threads(pipeline, n_threads)
 
     def predict(self, frame: pd.DataFrame) -> tuple[Labels, Probabilities]:
+        if not len(frame):  # scikit-learn refuses empty inputs
+            return self._answer(np.empty((0, len(self.classes)) if self.is_classification else (0,)))
         X = frame if list(frame.columns) == self.input_columns else frame.reindex(columns=self.input_columns)
         if self.is_classification:
             return self._answer(self.pipeline.predict_proba(X))
@@ -192,18 +196,18 @@ def _set_threads(pipeline: Pipeline, n_threads: int) -> None:
 class OnnxPredictor(Predictor):
     """An onnxruntime session over a graph written by ``onnx_export.export_onnx``.
 
-    ``input_kinds`` (column -> kind) is checked against the kinds the graph was written for;
-    when left out, those are used. The session runs on one thread, sequentially: serving
+    ``input_columns`` None means the columns the graph was written for. ``input_kinds``
+    (column -> kind) is checked against the kinds the graph was written for; when left
+    out, those are used. The session runs on one thread, sequentially: serving
     processes must not oversubscribe the CPU, and one record is faster without a pool.
     """
 
     engine = "onnx"
 
     def __init__(self, onnx_bytes: bytes, problem_type: str | ProblemType, classes: Sequence | None,
-                 input_columns: Sequence[str], input_kinds: dict[str, str] | None = None):
+                 input_columns: Sequence[str] | None, input_kinds: dict[str, str] | None = None):
         import onnxruntime as ort
 
-        super().__init__(problem_type, classes, input_columns)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -211,9 +215,19 @@ class OnnxPredictor(Predictor):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
+        if META_COLUMNS not in meta:
+            raise ValueError("the ONNX graph was not written by onnx_export (no column metadata)")
+        columns = [c["column"] for c in json.loads(meta[META_COLUMNS])]
+        super().__init__(problem_type, classes, columns if input_columns is None else input_columns)
+        written_for = (meta.get(META_PROBLEM_TYPE, self.problem_type), meta.get(META_CLASSES))
+        if written_for[0] != self.problem_type or written_for[1] not in (None, json.dumps(self.classes, default=str)):
+            raise ValueError(f"the ONNX graph was written for a {written_for[0]} model with classes {written_for[1]}, "
+                             f"not {self.problem_type} with {self.classes}")
         self._inputs = self._read_inputs(meta, input_kinds)
         self.input_kinds = {column: kind for column, _, kind in self._inputs}
-        self._groups = [(kind, [c for c, _, k in self._inputs if k == kind], [n for _, n, k in self._inputs if k == kind])
+        #: (kind, columns, graph input names) per kind, so that one kind is converted in one go
+        self._groups = [(kind, [c for c, _, k in self._inputs if k == kind],
+                         [name for _, name, k in self._inputs if k == kind])
                         for kind in dict.fromkeys(k for _, _, k in self._inputs)]
         output = PROBABILITIES_OUTPUT if self.is_classification else VALUE_OUTPUT
         outputs = [o.name for o in self.session.get_outputs()]
@@ -224,8 +238,6 @@ class OnnxPredictor(Predictor):
 
     def _read_inputs(self, meta: dict[str, str], input_kinds: dict[str, str] | None) -> list[tuple[str, str, str]]:
         """(column, graph input name, kind) for every graph input, checked against what we were told."""
-        if META_COLUMNS not in meta:
-            raise ValueError("the ONNX graph was not written by onnx_export (no column metadata)")
         inputs = [(c["column"], c["input"], c["kind"]) for c in json.loads(meta[META_COLUMNS])]
         if meta.get(META_MISSING_CATEGORY, MISSING_CATEGORY) != MISSING_CATEGORY:
             raise ValueError("the ONNX graph expects another marker for missing categories")
@@ -259,11 +271,17 @@ class OnnxPredictor(Predictor):
             feeds.update((name, row.reshape(-1, 1)) for name, row in zip(names, block))
         return feeds
 
-    def predict_records(self, records: Sequence[dict[str, Any]]) -> tuple[Labels, Probabilities]:
-        feeds = self._feeds(lambda column: [record.get(column) for record in records])
+    def _run(self, feeds: dict[str, np.ndarray], n_rows: int) -> tuple[Labels, Probabilities]:
+        if n_rows == 0:  # some converted operators refuse empty inputs
+            return self._answer(np.empty((0, len(self.classes)) if self.is_classification else (0,)))
         return self._answer(self.session.run(self._outputs, feeds)[0])
 
+    def predict_records(self, records: Sequence[dict[str, Any]]) -> tuple[Labels, Probabilities]:
+        return self._run(self._feeds(lambda column: [record.get(column) for record in records]), len(records))
+
     def predict(self, frame: pd.DataFrame) -> tuple[Labels, Probabilities]:
-        absent = [None] * len(frame)
-        feeds = self._feeds(lambda column: frame[column].tolist() if column in frame.columns else absent)
-        return self._answer(self.session.run(self._outputs, feeds)[0])
+        # One conversion of the whole frame to Python values beats selecting columns one by one
+        # (about 10 us each in pandas), and gives the values the pipeline's functions see.
+        values = frame.to_numpy(dtype=object).T.tolist() if len(frame.columns) else []
+        by_column, absent = dict(zip(frame.columns, values)), [None] * len(frame)
+        return self._run(self._feeds(lambda column: by_column.get(column, absent)), len(frame))

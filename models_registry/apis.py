@@ -13,7 +13,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from mlplatform.api.authentication import ApiKeyAuthentication, BearerTokenAuthentication
-from mlplatform.api.base import BaseAPIView
+from mlplatform.api.base import BaseAPIView, referenced_or_400
 from mlplatform.api.permissions import CanPredict
 from rest_framework.authentication import SessionAuthentication
 from tenants.accounts.models import ApiKey
@@ -161,11 +161,8 @@ class EvaluateApi(BaseAPIView):
         version = get_object_or_404(ModelVersion.objects.select_related("registered_model"), pk=version_id)
         data = self.EvaluateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        Dataset = apps.get_model("training", "Dataset")
-        dataset = Dataset.objects.filter(pk=data.validated_data["dataset_id"]).first()
-        if dataset is None:
-            return Response({"detail": f"dataset {data.validated_data['dataset_id']} does not exist in this organization",
-                             "errors": {"dataset_id": ["does not exist"]}}, status=400)
+        dataset = referenced_or_400(apps.get_model("training", "Dataset").objects, data.validated_data["dataset_id"],
+                                    field="dataset_id", label="Dataset")
         frame = pd.read_parquet(default_storage.path(dataset.file))
         services.evaluation_create(actor=self.audit_actor(), version=version, dataset=dataset, frame=frame)
         return Response(VersionDetailOutput(selectors.version_list().get(pk=version.pk)).data, status=status.HTTP_201_CREATED)
@@ -301,16 +298,12 @@ class BatchPredictListApi(BaseAPIView):
         if "model_name" in values:
             version = selectors.deployed_version(values["model_name"])
         else:
-            version = ModelVersion.objects.filter(pk=values["model_version_id"]).select_related("registered_model").first()
-            if version is None:
-                return Response({"detail": f"model version {values['model_version_id']} does not exist in this organization",
-                                 "errors": {"model_version_id": ["does not exist"]}}, status=400)
+            version = referenced_or_400(ModelVersion.objects.select_related("registered_model"), values["model_version_id"],
+                                        field="model_version_id", label="Model version")
         dataset = None
         if "dataset_id" in values:
-            dataset = apps.get_model("training", "Dataset").objects.filter(pk=values["dataset_id"]).first()
-            if dataset is None:
-                return Response({"detail": f"dataset {values['dataset_id']} does not exist in this organization",
-                                 "errors": {"dataset_id": ["does not exist"]}}, status=400)
+            dataset = referenced_or_400(apps.get_model("training", "Dataset").objects, values["dataset_id"],
+                                        field="dataset_id", label="Dataset")
         job = batch.batch_create(actor=self.audit_actor(), version=version, dataset=dataset, upload=values.get("file"))
         return Response(BatchJobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from mlplatform.api.base import BaseAPIView
+from mlplatform.api.base import BaseAPIView, referenced_or_400
 
 from . import selectors, services
 from .models import Dataset, JobStatus
@@ -129,10 +129,7 @@ class TrainingStartApi(BaseAPIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         dataset_id = values.pop("dataset_id")
-        dataset = Dataset.objects.filter(pk=dataset_id).first()
-        if dataset is None:
-            return Response({"detail": f"dataset {dataset_id} does not exist in this organization",
-                             "errors": {"dataset_id": [f"dataset {dataset_id} does not exist"]}}, status=400)
+        dataset = referenced_or_400(Dataset.objects, dataset_id, field="dataset_id", label="Dataset")
         job = services.training_job_create(actor=self.audit_actor(), dataset=dataset,
                                            model_name=values.pop("model_name"), settings_in=values)
         return Response(JobDetailOutput(job).data, status=status.HTTP_202_ACCEPTED)
@@ -191,8 +188,5 @@ class SuggestionsApi(BaseAPIView):
     def post(self, request):
         data = self.SuggestionsInput(data=request.data)
         data.is_valid(raise_exception=True)
-        dataset = Dataset.objects.filter(pk=data.validated_data["dataset_id"]).first()
-        if dataset is None:
-            return Response({"detail": f"dataset {data.validated_data['dataset_id']} does not exist in this organization",
-                             "errors": {"dataset_id": ["does not exist"]}}, status=400)
+        dataset = referenced_or_400(Dataset.objects, data.validated_data["dataset_id"], field="dataset_id", label="Dataset")
         return Response(services.suggestions_for(dataset=dataset, target=data.validated_data["target"]))

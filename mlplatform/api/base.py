@@ -18,3 +18,13 @@ class BaseAPIView(APIView):
     def role(self) -> str | None:
         membership = membership_for(self.request.user)
         return membership.role if membership else None
+
+
+def referenced_or_400(queryset, pk, *, field: str, label: str):
+    """An object a request body refers to by id; one not in this organization is a 400 naming the field."""
+    from mlplatform.errors import ApplicationError
+
+    found = queryset.filter(pk=pk).first()
+    if found is None:
+        raise ApplicationError(f"{label} {pk} does not exist in this organization.", field=field)
+    return found

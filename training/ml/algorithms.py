@@ -45,8 +45,9 @@ class Traits:
 
     ``prior`` is how well it does on typical tabular data; ``affinity`` adds
     ``weight * descriptor`` for each dataset descriptor (see ``DESCRIPTORS``).
-    ``work_param`` is the parameter fit time grows with (trees, iterations), for cost
-    estimates. ``starts`` are configurations AutoML tries first, after the defaults.
+    ``work_params`` are the parameters fit time grows in proportion to (trees, depth,
+    iterations), for cost estimates. ``starts`` are configurations AutoML tries first,
+    after the defaults.
     """
 
     family: str
@@ -54,7 +55,7 @@ class Traits:
     prior: float
     affinity: dict[str, float] = field(default_factory=dict)
     baseline: bool = False
-    work_param: str | None = None
+    work_params: tuple[str, ...] = ()
     starts: tuple[dict[str, Any], ...] = ()
 
     def suitability(self, descriptors: dict[str, float]) -> float:
@@ -252,7 +253,7 @@ class _Forest(Algorithm):
 class RandomForestAlgorithm(_Forest):
     key, label = "random_forest", "Random forest"
     traits = Traits(family="bagged trees", summary="robust with little tuning; captures non-linear effects",
-                    prior=0.68, affinity={"small": 0.15, "large": -0.1, "missing": 0.05}, work_param="n_estimators",
+                    prior=0.68, affinity={"small": 0.15, "large": -0.1, "missing": 0.05}, work_params=("n_estimators",),
                     starts=({"n_estimators": 300, "max_features": 0.5, "min_samples_leaf": 2},))
     classifier, regressor = RandomForestClassifier, RandomForestRegressor
 
@@ -261,7 +262,7 @@ class RandomForestAlgorithm(_Forest):
 class ExtraTreesAlgorithm(_Forest):
     key, label = "extra_trees", "Extra trees"
     traits = Traits(family="bagged trees", summary="like a random forest, faster and smoother; good on small noisy data",
-                    prior=0.62, affinity={"small": 0.18, "large": -0.1}, work_param="n_estimators",
+                    prior=0.62, affinity={"small": 0.18, "large": -0.1}, work_params=("n_estimators",),
                     starts=({"n_estimators": 300, "max_features": 1.0, "min_samples_leaf": 2},))
     classifier, regressor = ExtraTreesClassifier, ExtraTreesRegressor
 
@@ -270,7 +271,7 @@ class ExtraTreesAlgorithm(_Forest):
 class HistGradientBoostingAlgorithm(Algorithm):
     key, label = "hist_gradient_boosting", "Histogram gradient boosting"
     traits = Traits(family="boosted trees", summary="accurate on larger tabular data, fast on many rows",
-                    prior=0.74, affinity={"large": 0.35, "small": -0.15, "missing": 0.05}, work_param="max_iter",
+                    prior=0.74, affinity={"large": 0.35, "small": -0.15, "missing": 0.05}, work_params=("max_iter",),
                     starts=({"learning_rate": 0.05, "max_iter": 300, "max_leaf_nodes": 15, "min_samples_leaf": 10,
                              "l2_regularization": 1.0},))
     problem_types = BOTH
@@ -293,7 +294,7 @@ class HistGradientBoostingAlgorithm(Algorithm):
 class XGBoostAlgorithm(Algorithm):
     key, label = "xgboost", "XGBoost"
     traits = Traits(family="boosted trees", summary="often the most accurate on tabular data, with tuning",
-                    prior=0.76, affinity={"large": 0.3, "small": -0.15, "categorical": 0.05}, work_param="n_estimators",
+                    prior=0.76, affinity={"large": 0.3, "small": -0.15, "categorical": 0.05}, work_params=("n_estimators", "max_depth"),
                     starts=({"n_estimators": 500, "learning_rate": 0.03, "max_depth": 4, "subsample": 0.8,
                              "colsample_bytree": 0.8, "min_child_weight": 2.0, "reg_lambda": 1.0},))
     problem_types = BOTH

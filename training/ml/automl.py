@@ -3,9 +3,10 @@
 Strategy (successive halving across algorithm families, then Bayesian search inside them):
 
 1. **Rung 0, every family.** Each algorithm for the problem type is cross-validated with
-   its defaults, in the order its registry ``Traits`` rank it for this data. With many
-   rows this rung runs on a small sample (``SCREEN_ROWS``) and only the better half of
-   the families goes on: a cheap, low-fidelity look at every family.
+   its defaults: fast baselines first (so there is a model early), then in the order its
+   registry ``Traits`` rank it for this data. With many rows this rung runs on a small
+   sample (``SCREEN_ROWS``) and the worst third of the families does not go on: a cheap,
+   low-fidelity look at every family.
 2. **Rung 1, the promising families, full fidelity.** Each family has its own Optuna
    study (TPE sampler, median pruner over folds): first its defaults and the
    ``Traits.starts`` (configurations known to work), then TPE. The next trial always
@@ -28,6 +29,7 @@ within the budget.
 from __future__ import annotations
 
 import math
+import pickle
 import time
 import warnings
 from collections.abc import Callable
@@ -73,12 +75,16 @@ ENSEMBLE_POOL = 10
 ENSEMBLE_ROUNDS = 25
 #: Leaderboard rows whose model size is measured (a fold's fitted pipeline, saved with skops).
 SIZE_MEASURED = 5
+#: skops with compression writes about this many bytes (of the pickled size) per second.
+DUMP_BYTES_PER_S = 15e6
 #: Estimated refit cost = per-fold fit time × rows ratio × this margin.
 REFIT_MARGIN = 1.3
+#: A fold starts only if this many times its estimated cost still fits before the deadline.
+FOLD_MARGIN = 1.5
 #: A family's study stops after this many trials per searched parameter.
 TRIALS_PER_PARAMETER = 12
-#: A family whose next trials keep not fitting in the remaining time is given up after this many.
-MAX_SKIPS = 3
+#: A family whose next trials keep not fitting in the remaining time is given up after this many in a row.
+MAX_SKIPS = 5
 
 StopFn = Callable[[], bool]
 
@@ -180,6 +186,8 @@ class AutoMLResult(TrainResult):
     cv_folds: int = 5
     cancelled: bool = False
     stopped_early: bool = False
+    #: Seconds from the start at which each phase ended (search, ensemble, refit, evaluate, importance, sizes).
+    timings: dict = field(default_factory=dict)
 
 
 # --- the search state ----------------------------------------------------------------------
@@ -223,6 +231,7 @@ class _Trial:
     oof: np.ndarray | None = None
     fold_model: Pipeline | None = None
     model_size_bytes: int | None = None
+    pickled_bytes: int = 0  # of the last fold's pipeline: predicts how long saving it takes
     error: str | None = None
 
     @property
@@ -253,17 +262,20 @@ class _Prune(Exception):
     """The family's pruner stopped this trial after a fold."""
 
 
+#: A work parameter left at None (e.g. unlimited depth) counts as this much.
+UNBOUNDED_WORK = 16.0
+
+
 def _work(algorithm: Algorithm, params: dict[str, Any]) -> float:
-    name = algorithm.traits.work_param
-    return float({**algorithm.defaults, **params}.get(name) or 1) if name else 1.0
+    """Relative fit cost of ``params``: the product of the algorithm's work parameters."""
+    values = {**algorithm.defaults, **params}
+    return float(np.prod([float(values.get(name) or UNBOUNDED_WORK) for name in algorithm.traits.work_params]))
 
 
 def _min_work(algorithm: Algorithm) -> float:
-    name = algorithm.traits.work_param
-    if not name:
-        return 1.0
-    dist = algorithm.search_space.get(name)
-    return float(getattr(dist, "low", algorithm.defaults.get(name, 1)))
+    space, defaults = algorithm.search_space, algorithm.defaults
+    return float(np.prod([float(getattr(space.get(name), "low", None) or defaults.get(name) or 1)
+                          for name in algorithm.traits.work_params]))
 
 
 def _has_native_importance(model) -> bool:
@@ -337,7 +349,7 @@ class _Search:
         """Seconds to keep for refit, ensemble, evaluation, importance and saving."""
         best = self.ranked()
         refit = best[:5 if self.config.ensemble else 1]
-        cost = sum(self.refit_estimate(t) for t in refit)
+        cost = sum(self.refit_estimate(t) + self.dump_estimate(t) for t in refit)
         # Testing predicts once; permutation importance (for models without their own) 3 times per column.
         calls = 2 + (0 if all(t.native_importance for t in refit) else 3 * self.X.shape[1])
         evaluation = calls * sum(t.predict_call_s for t in refit)
@@ -348,6 +360,11 @@ class _Search:
             return 0.0
         fold_rows = len(trial.view.folds[0][0])
         return float(np.mean(trial.fit_times)) * len(self.y) / fold_rows * REFIT_MARGIN
+
+    def dump_estimate(self, trial: _Trial) -> float:
+        """Seconds to save the refit model with skops (it grows with the training rows, as trees do)."""
+        fold_rows = len(trial.view.folds[0][0])
+        return trial.pickled_bytes * len(self.y) / fold_rows / DUMP_BYTES_PER_S
 
     def deadline(self) -> float:
         return self.budget - self.reserve()
@@ -392,7 +409,7 @@ class _Search:
                     raise _OutOfTime
                 estimate = self._fold_estimate(family, params, view)
                 # The first candidate always finishes, so there is a model to return.
-                if estimate is not None and self.elapsed() + estimate > self.deadline() and self.ranked():
+                if estimate is not None and self.elapsed() + FOLD_MARGIN * estimate > self.deadline() and self.ranked():
                     raise _OutOfTime
                 pipeline = build_pipeline(family.preprocessor, algorithm.build(
                     self.problem_type, params, n_threads=self.config.n_threads,
@@ -412,7 +429,7 @@ class _Search:
                 trial.predict_ms_per_row = per_row if trial.predict_ms_per_row is None else \
                     (trial.predict_ms_per_row * j + per_row) / (j + 1)
                 rate = (predicted - fold_started) / (len(train_idx) * _work(algorithm, params))
-                family.rate = rate if family.rate is None else 0.7 * rate + 0.3 * family.rate
+                family.rate = rate if family.rate is None else max(rate, 0.5 * rate + 0.5 * family.rate)
                 score = self._score(y_val, prediction)
                 if not math.isfinite(score):
                     raise ValueError(f"{self.metric.key} is undefined on fold {j + 1}")
@@ -422,6 +439,8 @@ class _Search:
                 oof[valid_idx] = prediction
                 if j == n_folds - 1:
                     trial.fold_model = pipeline
+                    # Only measured, never loaded: the size predicts the cost of the skops dump.
+                    trial.pickled_bytes = len(pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL))
                 elif report is not None:
                     report(j, float(np.mean(trial.fold_scores)))
         except (JobCancelled, JobTimedOut):
@@ -486,7 +505,7 @@ class _Search:
                 self.run_trial(family, dict(family.pending[0]), self.screen)
             scored = [f for f in self.families if f.best_screen is not None]
             scored.sort(key=lambda f: f.best_screen, reverse=self.metric.greater_is_better)
-            keep = max(2, math.ceil(len(scored) / 2))
+            keep = max(2, len(scored) - len(scored) // 3)  # the worst third does not go on
             for family in scored[keep:]:
                 family.done = True
             for family in self.families:
@@ -559,6 +578,7 @@ class _Search:
         except (JobCancelled, JobTimedOut):
             family.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
+        family.skips = 0
         if record.state == COMPLETE:
             family.study.tell(trial, record.cv_mean)
         else:
@@ -698,16 +718,14 @@ def _leaderboard(search: _Search, chosen_number: int | None, ensemble: dict) -> 
 
 def _measure_sizes(search: _Search, limit_s: float) -> None:
     """Saved size of the top candidates' last-fold pipelines, while time allows."""
-    last = 0.0
     for trial in search.ranked()[:SIZE_MEASURED]:
-        if trial.fold_model is None or search.elapsed() + 2 * last > limit_s:
+        fold_seconds = trial.pickled_bytes / DUMP_BYTES_PER_S
+        if trial.fold_model is None or trial.model_size_bytes or search.elapsed() + 2 * fold_seconds > limit_s:
             continue
-        started = time.monotonic()
         try:
             trial.model_size_bytes = len(dump_pipeline(trial.fold_model))
         except Exception:  # a size we cannot measure is reported as unknown
             trial.model_size_bytes = None
-        last = time.monotonic() - started
 
 
 def run_automl(df: pd.DataFrame, config: AutoMLConfig, progress: ProgressFn = no_progress,
@@ -768,6 +786,7 @@ def run_automl(df: pd.DataFrame, config: AutoMLConfig, progress: ProgressFn = no
             cancelled = True
             progress = no_progress  # the caller asked to stop: finish quietly with what we have
         notes += search.notes
+        timings = {"search": round(search.elapsed(), 2)}
         ranked = search.ranked()
         if not ranked:
             errors = sorted({t.error for t in search.trials if t.error})[:3]
@@ -792,6 +811,7 @@ def run_automl(df: pd.DataFrame, config: AutoMLConfig, progress: ProgressFn = no
             {"chosen": False, "members": [], "reason": "ensembling was turned off" if not config.ensemble
              else "the run was cancelled"}
         members = ensemble.pop("_members", None)
+        timings["ensemble"] = round(search.elapsed(), 2)
         if members is not None:
             remaining = search.budget - search.elapsed()
             if search.refit_estimate_members(members) * 1.2 > remaining:
@@ -819,9 +839,11 @@ def run_automl(df: pd.DataFrame, config: AutoMLConfig, progress: ProgressFn = no
         X_fit, y_fit = (X_train, y_train) if refit_rows == len(X_train) else search._sample(refit_rows)
         with limit_threads(config.n_threads):
             pipeline.fit(X_fit, y_fit)
+            timings["refit"] = round(search.elapsed(), 2)
 
             progress("evaluating on the test part", min(0.99, search.elapsed() / search.budget))
             test_metrics = evaluate(pipeline, X_test, y_test, problem_type, random_state=config.random_state)
+            timings["evaluate"] = round(search.elapsed(), 2)
         test_value = test_metrics["scores"].get(metric.key)
         if test_value is not None:
             notes.append(f"Test {metric.key}: {test_value:.4g}.")
@@ -831,8 +853,12 @@ def run_automl(df: pd.DataFrame, config: AutoMLConfig, progress: ProgressFn = no
         if importance is None:
             importance = feature_importance(pipeline, X_test, y_test, metric=metric, n_threads=config.n_threads,
                                             random_state=config.random_state)
-        final_size = len(dump_pipeline(pipeline))
+        timings["importance"] = round(search.elapsed(), 2)
+        final_trials = [t for t, _ in members] if members is not None else [best]
+        final_dump = sum(search.dump_estimate(t) for t in final_trials)
+        final_size = len(dump_pipeline(pipeline)) if search.elapsed() + final_dump < search.budget else None
         _measure_sizes(search, search.budget - 0.2)
+        timings["sizes"] = round(search.elapsed(), 2)
     notes += _warning_notes(caught)
 
     chosen_number = None if members is not None else best.number
@@ -883,6 +909,7 @@ def run_automl(df: pd.DataFrame, config: AutoMLConfig, progress: ProgressFn = no
         cv_folds=config.cv_folds,
         cancelled=cancelled,
         stopped_early=search.stopped_early,
+        timings=timings,
     )
     progress("done", 1.0)
     return result

@@ -667,7 +667,7 @@ def print_report(ctx: dict) -> None:
     print(f"ours:   gunicorn mlplatform.wsgi, {ctx['server_desc']}, production settings, Host {HOST}, token auth")
     if ctx.get("mlflow_desc"):
         print(f"MLflow: {ctx['mlflow_desc']}")
-    print(f"other load on the machine before the run: {ctx['busy_before']:.0%} of all cores busy; "
+    print(f"other load on the machine before measuring: {ctx['busy_before']:.0%} of all cores busy; "
           f"load average at the end: {ctx['loadavg_end']}")
     if ctx["busy_before"] > 0.2:
         print("WARNING: other processes kept the cores busy: latencies are inflated, CPU per request is not.")
@@ -790,6 +790,9 @@ def main() -> None:
                         help="serve the versions already deployed under the bench names instead of training")
     parser.add_argument("--skip-mlflow", action="store_true", help="measure our server only")
     parser.add_argument("--max-seconds", type=float, default=300, help="time limit of one measured run")
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                        help="before measuring, wait up to this long for other processes to use under 25%% of the "
+                             "cores (default: do not wait)")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -890,6 +893,13 @@ def main() -> None:
             token = answer["token"]
             headers = {"Host": HOST, "Authorization": f"Token {token}"}
 
+        if args.wait_quiet:
+            with phase(times, "waiting for a quiet machine"):
+                deadline = time.monotonic() + args.wait_quiet
+                while (busy := cpu_busy(3.0)) > 0.25 and time.monotonic() < deadline:
+                    time.sleep(10)
+                ctx["busy_before"] = busy
+                print(f"  other processes use {busy:.0%} of the cores")
         ours_bodies = [json.dumps({"records": [record]}) for record in records]
         mlflow_bodies = [json.dumps({"dataframe_records": [record]}) for record in records]
         for key in keys:

@@ -254,7 +254,8 @@ class RandomForestAlgorithm(_Forest):
     key, label = "random_forest", "Random forest"
     traits = Traits(family="bagged trees", summary="robust with little tuning; captures non-linear effects",
                     prior=0.68, affinity={"small": 0.15, "large": -0.1, "missing": 0.05}, work_params=("n_estimators",),
-                    starts=({"n_estimators": 300, "max_features": 0.5, "min_samples_leaf": 2},))
+                    starts=({"n_estimators": 300, "max_features": 0.5, "min_samples_leaf": 2},
+                            {"n_estimators": 300, "max_features": "sqrt", "min_samples_leaf": 5}))
     classifier, regressor = RandomForestClassifier, RandomForestRegressor
 
 
@@ -273,7 +274,9 @@ class HistGradientBoostingAlgorithm(Algorithm):
     traits = Traits(family="boosted trees", summary="accurate on larger tabular data, fast on many rows",
                     prior=0.74, affinity={"large": 0.35, "small": -0.15, "missing": 0.05}, work_params=("max_iter",),
                     starts=({"learning_rate": 0.05, "max_iter": 300, "max_leaf_nodes": 15, "min_samples_leaf": 10,
-                             "l2_regularization": 1.0},))
+                             "l2_regularization": 1.0},
+                            {"learning_rate": 0.05, "max_iter": 200, "max_leaf_nodes": 8, "min_samples_leaf": 40,
+                             "l2_regularization": 1.0}))
     problem_types = BOTH
     classifier, regressor = HistGradientBoostingClassifier, HistGradientBoostingRegressor
     search_space = {
@@ -296,7 +299,9 @@ class XGBoostAlgorithm(Algorithm):
     traits = Traits(family="boosted trees", summary="often the most accurate on tabular data, with tuning",
                     prior=0.76, affinity={"large": 0.3, "small": -0.15, "categorical": 0.05}, work_params=("n_estimators", "max_depth"),
                     starts=({"n_estimators": 500, "learning_rate": 0.03, "max_depth": 4, "subsample": 0.8,
-                             "colsample_bytree": 0.8, "min_child_weight": 2.0, "reg_lambda": 1.0},))
+                             "colsample_bytree": 0.8, "min_child_weight": 2.0, "reg_lambda": 1.0},
+                            {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 3, "subsample": 0.8,
+                             "colsample_bytree": 0.8, "min_child_weight": 5.0, "reg_lambda": 1.0}))
     problem_types = BOTH
     classifier, regressor = XGBClassifier, XGBRegressor
     search_space = {

@@ -350,9 +350,11 @@ class _Search:
         best = self.ranked()
         refit = best[:5 if self.config.ensemble else 1]
         cost = sum(self.refit_estimate(t) + self.dump_estimate(t) for t in refit)
-        # Testing predicts once; permutation importance (for models without their own) 3 times per column.
-        calls = 2 + (0 if all(t.native_importance for t in refit) else 3 * self.X.shape[1])
-        evaluation = calls * sum(t.predict_call_s for t in refit)
+        # Testing predicts once; permutation importance (for a single model without its own
+        # importances; an ensemble uses its members') predicts 3 times per column.
+        evaluation = 2 * sum(t.predict_call_s for t in refit)
+        if best and not best[0].native_importance:
+            evaluation += 3 * self.X.shape[1] * best[0].predict_call_s
         return max(0.5, 0.04 * self.budget) + cost + evaluation
 
     def refit_estimate(self, trial: _Trial) -> float:
@@ -666,19 +668,29 @@ def build_ensemble(members: list[tuple[str, Algorithm, dict[str, Any], float]], 
 
 
 def _ensemble_importance(pipeline: Pipeline, weights: list[float]) -> Importance | None:
-    """Members' own importances, each normalised, averaged with the ensemble weights."""
+    """Members' own importances, each normalised, averaged with the ensemble weights.
+
+    Members without importances of their own (histogram gradient boosting) are left out
+    of the average rather than paying for permutation importance of the whole ensemble;
+    None when no member has them.
+    """
     preprocess, voting = pipeline.named_steps["preprocess"], pipeline.named_steps["model"]
     total: dict[str, float] = {}
+    used = 0
     for member, weight in zip(voting.estimators_, weights):
         found = model_importance(Pipeline([("preprocess", preprocess), ("model", member)]))
         if found is None:
-            return None
+            continue
+        used += 1
         for row in found.features:
             total[row["feature"]] = total.get(row["feature"], 0.0) + weight * row["importance"]
+    if not used:
+        return None
     norm = sum(total.values()) or 1.0
     rows = [{"feature": k, "importance": v / norm} for k, v in total.items()]
-    return Importance("model (weighted over the ensemble's members)",
-                      sorted(rows, key=lambda r: r["importance"], reverse=True))
+    method = "model" + (" (weighted over the ensemble's members)" if used == len(weights)
+                        else f" (weighted over the {used} of {len(weights)} members that report importances)")
+    return Importance(method, sorted(rows, key=lambda r: r["importance"], reverse=True))
 
 
 def _leaderboard(search: _Search, chosen_number: int | None, ensemble: dict) -> list[dict]:
@@ -716,11 +728,11 @@ def _leaderboard(search: _Search, chosen_number: int | None, ensemble: dict) -> 
     return plain(rows)
 
 
-def _measure_sizes(search: _Search, limit_s: float) -> None:
+def _measure_sizes(search: _Search, limit_s: float, bytes_per_s: float) -> None:
     """Saved size of the top candidates' last-fold pipelines, while time allows."""
     for trial in search.ranked()[:SIZE_MEASURED]:
-        fold_seconds = trial.pickled_bytes / DUMP_BYTES_PER_S
-        if trial.fold_model is None or trial.model_size_bytes or search.elapsed() + 2 * fold_seconds > limit_s:
+        seconds = 1.5 * trial.pickled_bytes / bytes_per_s
+        if trial.fold_model is None or trial.model_size_bytes or search.elapsed() + seconds > limit_s:
             continue
         try:
             trial.model_size_bytes = len(dump_pipeline(trial.fold_model))
@@ -856,8 +868,13 @@ def run_automl(df: pd.DataFrame, config: AutoMLConfig, progress: ProgressFn = no
         timings["importance"] = round(search.elapsed(), 2)
         final_trials = [t for t, _ in members] if members is not None else [best]
         final_dump = sum(search.dump_estimate(t) for t in final_trials)
-        final_size = len(dump_pipeline(pipeline)) if search.elapsed() + final_dump < search.budget else None
-        _measure_sizes(search, search.budget - 0.2)
+        final_size, bytes_per_s = None, DUMP_BYTES_PER_S
+        if search.elapsed() + final_dump < search.budget:
+            dump_started = time.monotonic()
+            final_size = len(dump_pipeline(pipeline))
+            pickled = len(pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL))
+            bytes_per_s = min(DUMP_BYTES_PER_S, pickled / max(time.monotonic() - dump_started, 1e-3))
+        _measure_sizes(search, search.budget - 0.5, bytes_per_s)
         timings["sizes"] = round(search.elapsed(), 2)
     notes += _warning_notes(caught)
 

@@ -377,6 +377,16 @@ class _Search:
         done = [t for t in self.trials if t.full and t.state == COMPLETE]
         return sorted(done, key=lambda t: t.cv_mean, reverse=self.metric.greater_is_better)
 
+    def ranked_any(self) -> list[_Trial]:
+        """Complete trials of the highest fidelity reached, best first (the fallback when time ran out
+        before any full-fidelity trial finished)."""
+        done = [t for t in self.trials if t.state == COMPLETE]
+        if not done:
+            return []
+        top = max(t.view.share for t in done)
+        done = [t for t in done if t.view.share == top]
+        return sorted(done, key=lambda t: t.cv_mean, reverse=self.metric.greater_is_better)
+
     def best_score(self) -> float | None:
         ranked = self.ranked()
         return ranked[0].cv_mean if ranked else None
@@ -406,12 +416,13 @@ class _Search:
             for j, (train_idx, valid_idx) in enumerate(view.folds):
                 self.progress(f"candidate {trial.number}: {algorithm.key}, fold {j + 1}/{n_folds}{shown}",
                               min(0.99, self.elapsed() / self.budget))
-                if self.should_stop is not None and self.ranked() and self.should_stop():
+                if self.should_stop is not None and self.ranked_any() and self.should_stop():
                     self.stopped_early = True
                     raise _OutOfTime
                 estimate = self._fold_estimate(family, params, view)
                 # The first candidate always finishes, so there is a model to return.
-                if estimate is not None and self.elapsed() + FOLD_MARGIN * estimate > self.deadline() and self.ranked():
+                if (estimate is not None and self.elapsed() + FOLD_MARGIN * estimate > self.deadline()
+                        and self.ranked_any()):
                     raise _OutOfTime
                 pipeline = build_pipeline(family.preprocessor, algorithm.build(
                     self.problem_type, params, n_threads=self.config.n_threads,
@@ -518,7 +529,7 @@ class _Search:
             if not any(not f.done for f in self.families):
                 for family in scored[:1]:
                     family.done = False
-        while not self._stopping() or not self.ranked():  # one full-fidelity candidate, whatever the time
+        while not self._stopping() or not self.ranked_any():  # one complete candidate, whatever the time
             family = self._pick()
             if family is None:
                 break
@@ -793,13 +804,16 @@ def run_automl(df: pd.DataFrame, config: AutoMLConfig, progress: ProgressFn = no
         try:
             search.run()
         except JobCancelled:
-            if not config.keep_best_on_cancel or not search.ranked():
+            if not config.keep_best_on_cancel or not search.ranked_any():
                 raise
             cancelled = True
             progress = no_progress  # the caller asked to stop: finish quietly with what we have
         notes += search.notes
         timings = {"search": round(search.elapsed(), 2)}
-        ranked = search.ranked()
+        ranked = search.ranked() or search.ranked_any()
+        if ranked and not ranked[0].full:
+            notes.append(f"No candidate finished on all {len(search.full.y):,} search rows within the budget; the "
+                         f"best one screened on {len(ranked[0].view.y):,} rows was kept.")
         if not ranked:
             errors = sorted({t.error for t in search.trials if t.error})[:3]
             raise MLInputError("no candidate finished within the time budget, so no model could be trained"

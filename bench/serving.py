@@ -16,9 +16,9 @@ Everything is set up here and stopped again before the script exits:
    a throwaway SECRET_KEY, MODEL_SIGNING_KEY = the key the models were signed with, DATABASE_URL = the
    embedded server, on a free loopback port; requests carry ``Host: demo.localhost`` and an API token
    from ``POST /api/v1/auth/token``. Workers: 2 gthread workers x 4 threads by default. On 2 cores that
-   beat 2, 3 or 4 sync workers at 1 client (p50 about 25% lower) and at 8 clients (2-3x the requests per
-   second): a sync worker closes the connection after every answer (a new TCP connection and accept per
-   request) and sits idle during the request's database round trips, which threads overlap;
+   beat 2, 3 or 4 sync workers at 1 client (p50 about a third lower) and at 8 clients (about twice the
+   requests per second): a sync worker closes the connection after every answer (a new TCP connection and
+   accept per request) and sits idle during the request's database round trips, which threads overlap;
 3. MLflow's server (``mlflow models serve``, uvicorn) in its own virtualenv, bench/.mlflow-venv, built
    from bench/requirements-mlflow.txt (same scikit-learn, XGBoost, pandas, numpy and skops as the
    platform). The platform's artifact is read and its digest and HMAC verified here, loaded with the
@@ -736,19 +736,21 @@ def print_report(ctx: dict) -> None:
                     for k in ctx["keys"])
     print(f"  SQL per request through Django's cursor wrapper (SET search_path comes on top): {sql}")
     print()
-    print("Where a request's time goes (p50, 1 client):")
+    print("Where a request's time goes (p50s):")
+    db_stages = ["tenant middleware (domain lookup)", "token authentication", "CanPredict permission (membership)",
+                 "deployed_version (alias lookup)"]
     for key in ctx["keys"]:
+        data, stages = local[key], local[key]["stages"]
         ours1 = http.get((key, "ours", 1))
-        data = local[key]
-        model_ms = data["predictor.predict(frame)"]["p50"]
-        predict_ms = data["serving.predict"]["p50"]
-        stack_ms = data["Django stack, no HTTP"]["p50"]
-        line = (f"  {MODELS[key][2]}: model (predictor.predict) {model_ms:.2f} ms, rest of serving.predict "
-                f"{predict_ms - model_ms:.2f} ms, Django/DRF/tenant/auth/SQL {stack_ms - predict_ms:.2f} ms")
-        if ours1:
-            line += f", HTTP + gunicorn + client {ours1['summary']['p50'] - stack_ms:.2f} ms"
-            line += f" = {ours1['summary']['p50']:.2f} ms"
-        print(line)
+        head = f"over HTTP {ours1['summary']['p50']:.2f} ms at 1 client; " if ours1 else ""
+        print(f"  {MODELS[key][2]}: {head}in this process (test client) {data['Django stack, no HTTP']['p50']:.2f} ms:")
+        print(f"      database-bound stages {sum(stages[s]['p50'] for s in db_stages):.2f} ms (tenant, token, membership, "
+              f"deployment lookup: {stages['SQL queries (Django-visible)']['per_request']:.0f} queries + SET search_path)")
+        print(f"      serving.predict {stages['serving.predict']['p50']:.2f} ms inside the stack, "
+              f"{data['serving.predict']['p50']:.2f} ms alone, of which the model {data['predictor.predict(frame)']['p50']:.2f} ms")
+        rest = stages.get("everything else (Django, DRF)", {}).get("p50")
+        print(f"      JSON in and out {stages['JSON body parsing']['p50'] + stages['JSON rendering']['p50']:.2f} ms; "
+              + (f"the rest (Django, DRF, the test client) {rest:.2f} ms" if rest is not None else ""))
     print()
     for key in ctx["keys"]:
         v = versions[key]

@@ -459,19 +459,19 @@ def stage_timers(totals: list[float]):
     """Times the stages of a prediction request (patched in place, restored on exit) and its SQL;
     ``totals`` (filled by the caller, one per request) gives what the named stages leave over."""
     from django.db import connection
-    from django_tenants.middleware.main import TenantMainMiddleware
     from rest_framework.parsers import JSONParser
     from rest_framework.renderers import JSONRenderer
 
     from mlplatform.api.authentication import BearerTokenAuthentication
     from mlplatform.api.permissions import CanPredict
     from models_registry import selectors, serving
+    from tenants.middleware import OrganizationMiddleware
 
     targets = [
-        ("tenant middleware (domain lookup)", TenantMainMiddleware, "process_request"),
+        ("tenant middleware (domain lookup)", OrganizationMiddleware, "process_request"),
         ("token authentication", BearerTokenAuthentication, "authenticate"),
         ("CanPredict permission (membership)", CanPredict, "has_permission"),
-        ("deployed_version (alias lookup)", selectors, "deployed_version"),
+        ("deployed_version (alias lookup)", selectors, "serving_deployed_version"),
         ("JSON body parsing", JSONParser, "parse"),
         ("serving.predict", serving, "predict"),
         ("JSON rendering", JSONRenderer, "render"),

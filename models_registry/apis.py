@@ -12,7 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from mlplatform.api.authentication import ApiKeyAuthentication, BearerTokenAuthentication
+from mlplatform.api.authentication import ApiKeyAuthentication, CachedBearerTokenAuthentication
 from mlplatform.api.base import BaseAPIView, referenced_or_400
 from mlplatform.api.permissions import CanPredict
 from rest_framework.authentication import SessionAuthentication
@@ -128,7 +128,7 @@ PredictOutput = inline_serializer("PredictOutput", {
 
 
 class _PredictBase(BaseAPIView):
-    authentication_classes = [ApiKeyAuthentication, BearerTokenAuthentication, SessionAuthentication]
+    authentication_classes = [ApiKeyAuthentication, CachedBearerTokenAuthentication, SessionAuthentication]
     permission_classes = [CanPredict]
 
     def answer(self, request, version: ModelVersion):
@@ -141,7 +141,7 @@ class PredictApi(_PredictBase):
 
     @extend_schema(request=PredictInput, responses={200: PredictOutput})
     def post(self, request, version_id: int):
-        return self.answer(request, get_object_or_404(ModelVersion.objects.select_related("registered_model"), pk=version_id))
+        return self.answer(request, selectors.serving_version(version_id))
 
 
 class DeploymentPredictApi(_PredictBase):
@@ -149,7 +149,7 @@ class DeploymentPredictApi(_PredictBase):
 
     @extend_schema(request=PredictInput, responses={200: PredictOutput})
     def post(self, request, model_name: str):
-        return self.answer(request, selectors.deployed_version(model_name))
+        return self.answer(request, selectors.serving_deployed_version(model_name))
 
 
 class EvaluateApi(BaseAPIView):

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from mlplatform.errors import ApplicationError
+from mlplatform.hotcache import HotCache
 
 from .models import Alias, AliasMove, ModelVersion, PredictionStats, RegisteredModel
 
@@ -36,15 +39,57 @@ def deployed_version(model_name: str, alias: str = "production") -> ModelVersion
     """The version an alias points at; 404 when the model or alias does not exist here."""
     found = Alias.objects.select_related("version__registered_model").filter(registered_model__name=model_name, name=alias).first()
     if found is None:
-        from django.http import Http404
-
         raise Http404(f"No model named '{model_name}' is deployed as '{alias}' in this organization.")
     return found.version
+
+
+# --- The prediction hot path: versions as serving needs them, cached per process --------------------------
+#: Fields serving never reads (the large ones): left out of the cached rows.
+NOT_SERVED = ("metrics", "cv", "params", "importance", "onnx_check", "library_versions")
+versions_by_id = HotCache("versions by id")
+versions_by_alias = HotCache("versions by alias")
+
+
+def serving_version(version_id: int) -> ModelVersion:
+    """The version to predict with; 404 when it does not exist here. Cached: versions never change once
+    registered, and a deleted one is forgotten within HOT_CACHE_TTL_S."""
+    def load():
+        return ModelVersion.objects.select_related("registered_model").defer(*NOT_SERVED).filter(pk=version_id).first()
+
+    return _or_404(versions_by_id.get(connection.schema_name, version_id, load),
+                   f"No model version {version_id} in this organization.")
+
+
+def serving_deployed_version(model_name: str, alias: str = "production") -> ModelVersion:
+    """`deployed_version` for serving: cached until the next deploy or roll back (services.alias_set)."""
+    def load():
+        found = (Alias.objects.select_related("version__registered_model").defer(*(f"version__{f}" for f in NOT_SERVED))
+                 .filter(registered_model__name=model_name, name=alias).first())
+        return found.version if found else None
+
+    return _or_404(versions_by_alias.get(connection.schema_name, (model_name, alias), load),
+                   f"No model named '{model_name}' is deployed as '{alias}' in this organization.")
+
+
+def _or_404(version: ModelVersion | None, message: str) -> ModelVersion:
+    if version is None:
+        raise Http404(message)
+    return version
 
 
 def headline(version: ModelVersion) -> tuple[str, float | None]:
     key = HEADLINE_METRIC.get(version.problem_type, "")
     return key, (version.metrics.get("scores") or {}).get(key)
+
+
+def rollback_target(registered: RegisteredModel, alias: str = "production") -> ModelVersion | None:
+    """The version a roll back of `alias` would move it to: where it pointed before its last move."""
+    current = Alias.objects.filter(registered_model=registered, name=alias).first()
+    if current is None:
+        return None
+    last = registered.alias_moves.filter(alias=alias, to_version=current.version).select_related(
+        "from_version__registered_model").first()
+    return last.from_version if last else None
 
 
 def alias_history(registered: RegisteredModel) -> QuerySet:

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from mlplatform import hotcache
 from mlplatform.errors import ApplicationError
 from tenants.accounts.models import ApiKey
 
@@ -102,18 +103,20 @@ def alias_set(*, actor: str, version: ModelVersion, alias: str = PRODUCTION, act
                                  action=action, actor=actor)
         audit_record(actor=actor, action=f"model_{action}", obj=version,
                      detail={"alias": alias, "from": str(previous) if previous else None, "to": str(version)})
+        hotcache.bump()  # every serving process predicts with the new version from its next request
     return current
 
 
 def alias_rollback(*, actor: str, registered: RegisteredModel, alias: str = PRODUCTION) -> Alias:
     """Move the alias back to the version it pointed at before its last move."""
-    current = Alias.objects.filter(registered_model=registered, name=alias).first()
-    if current is None:
+    from .selectors import rollback_target
+
+    if not Alias.objects.filter(registered_model=registered, name=alias).exists():
         raise ApplicationError(f"'{registered.name}' has no '{alias}' alias to roll back.", field="alias", status=409)
-    last = registered.alias_moves.filter(alias=alias, to_version=current.version).first()
-    if last is None or last.from_version is None:
+    target = rollback_target(registered, alias)
+    if target is None:
         raise ApplicationError(f"'{registered.name}@{alias}' has no earlier version to roll back to.", status=409)
-    return alias_set(actor=actor, version=last.from_version, alias=alias, action="rollback")
+    return alias_set(actor=actor, version=target, alias=alias, action="rollback")
 
 
 # --- Evaluations -------------------------------------------------------------------------
@@ -163,10 +166,12 @@ def api_key_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+@transaction.atomic
 def api_key_revoke(*, actor: str, key: ApiKey) -> ApiKey:
     if key.revoked:
         raise ApplicationError(f"Key {key} is already revoked.", status=409)
     key.revoked = timezone.now()
     key.save(update_fields=["revoked"])
     audit_record(actor=actor, action="api_key_revoked", obj=key)
+    hotcache.bump()  # refused from the next request on, in every serving process
     return key

@@ -28,7 +28,8 @@ def model_list_view(request):
         latest = versions[0] if versions else None
         shown = production or latest
         rows.append({"model": registered, "versions": versions, "aliases": aliases, "production": production,
-                     "latest": latest, "headline": selectors.headline(shown) if shown else ("", None)})
+                     "latest": latest, "headline": selectors.headline(shown) if shown else ("", None),
+                     "rollback_to": selectors.rollback_target(registered) if production else None})
     return render(request, "models_registry/model_list.html", {"rows": rows})
 
 

@@ -1,6 +1,9 @@
 """The platform admin on the public host: organizations and their domains."""
 from django.contrib import admin
 
+from mlplatform import hotcache
+from tenants.middleware import PUBLIC
+
 from .models import Domain, Organization, WorkerHeartbeat
 
 
@@ -18,6 +21,10 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # dropping a schema is not a click in the admin
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        hotcache.bump(PUBLIC)  # domains may have moved: prediction servers look hosts up again
 
 
 @admin.register(WorkerHeartbeat)

@@ -113,6 +113,15 @@ def _back_to_public_schema():
         connection.set_schema_to_public()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_hot_caches():
+    """The prediction caches hold rows a rolled-back test wrote: each test starts without them."""
+    from mlplatform import hotcache
+
+    hotcache.forget_everything()
+    yield
+
+
 @pytest.fixture
 def committed(django_db_blocker):
     """Database access without the per-test transaction: what the test writes is visible to other processes."""

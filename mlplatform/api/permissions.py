@@ -48,5 +48,5 @@ class CanPredict(BasePermission):
         from mlplatform.api.authentication import ApiKeyPrincipal
 
         if isinstance(request.user, ApiKeyPrincipal):
-            return request.user.key.registered_models.filter(pk=registered_model.pk).exists()
+            return registered_model.pk in request.user.model_ids
         return True

@@ -76,7 +76,7 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
-    "django_tenants.middleware.main.TenantMainMiddleware",
+    "tenants.middleware.OrganizationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -251,3 +251,6 @@ os.environ.setdefault("OMP_NUM_THREADS", str(THREADS_PER_JOB))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS_PER_JOB))
 os.environ.setdefault("MKL_NUM_THREADS", str(THREADS_PER_JOB))
 PREDICT_MAX_RECORDS = env_int("PREDICT_MAX_RECORDS", 10_000)
+# Prediction hot path: organization, caller and alias lookups cached per process (mlplatform/hotcache.py).
+# Services invalidate at once; this bounds changes made around them (admin site, SQL).
+HOT_CACHE_TTL_S = env_int("HOT_CACHE_TTL_S", 30)

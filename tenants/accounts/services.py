@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from mlplatform import hotcache
 from mlplatform.errors import ApplicationError
 
 from .models import AuditEvent, Membership, Role
@@ -117,6 +118,7 @@ def member_update(*, actor: str, user, role: str | None = None, is_active: bool 
             Token.objects.filter(user=user).delete()  # a deactivated member's token stops working at once
     if changes:
         audit_record(actor=actor, action="member_changed", obj=user, detail=changes)
+        hotcache.bump()  # the prediction endpoints cache who a token is and the member's role
     return user
 
 

@@ -79,3 +79,22 @@ def test_sign_out_ends_the_session(acme):
     client = signed_in(acme, "viewer")
     assert client.post("/logout/").status_code == 302
     assert client.get("/").status_code == 302
+
+
+def test_changes_in_the_organization_admin_are_audited_and_apply_at_once(acme):
+    from django_tenants.utils import schema_context
+
+    from tenants.accounts.models import AuditEvent, Membership
+
+    viewer_token = acme.client("viewer")
+    assert viewer_token.get("/api/v1/me").json()["role"] == "viewer"
+    with schema_context(acme.schema):
+        membership = Membership.objects.get(user__username="viewer")
+    owner = signed_in(acme, "owner")
+    response = owner.post(f"/admin/accounts/membership/{membership.pk}/change/",
+                          {"user": membership.user_id, "role": "editor"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    with schema_context(acme.schema):
+        event = AuditEvent.objects.filter(action="admin_changed").latest("created")
+    assert event.actor == "owner" and event.detail["model"] == "membership"
+    assert viewer_token.get("/api/v1/me").json()["role"] == "editor"

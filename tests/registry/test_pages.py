@@ -27,13 +27,18 @@ def test_version_page_shows_metrics_schema_lineage_and_try_it(acme, trained):
 def test_editor_deploys_and_rolls_back_from_the_pages(acme, trained):
     client = signed_in(acme, "editor")
     v1, v2 = trained["churn_v1"]["id"], trained["churn_v2"]["id"]
-    client.post(f"/models/versions/{v1}/deploy/")
-    page = client.post(f"/models/versions/{v2}/deploy/", follow=True).content.decode()
-    assert "churn v2 is now production." in page
     from django_tenants.utils import schema_context
 
-    from models_registry.models import RegisteredModel
+    from models_registry.models import Alias, AliasMove, RegisteredModel
 
+    with schema_context(acme.schema):  # never deployed (rolled back with the test)
+        Alias.objects.filter(registered_model__name="churn").delete()
+        AliasMove.objects.filter(registered_model__name="churn").delete()
+    client.post(f"/models/versions/{v1}/deploy/")
+    assert "Roll back" not in client.get("/models/").content.decode()  # nothing earlier to go back to
+    page = client.post(f"/models/versions/{v2}/deploy/", follow=True).content.decode()
+    assert "churn v2 is now production." in page
+    assert "Roll back to v1" in client.get("/models/").content.decode()
     with schema_context(acme.schema):
         model_id = RegisteredModel.objects.get(name="churn").pk
     page = client.post(f"/models/{model_id}/rollback/", follow=True).content.decode()

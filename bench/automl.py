@@ -15,7 +15,9 @@ injected deterministically where a table has none. Each dataset is split once (7
 stratified for classification, seed 0) and every contender gets the same training and test
 rows, the same wall-clock budget and 2 threads, each in a fresh process:
 
-- ours: ``run_automl`` (main virtualenv);
+- ours: ``run_automl`` (main virtualenv) with ``refit_on_all_rows``: the registered model is fitted
+  again on every row it was given after its internal evaluation, as FLAML retrains on the full data
+  (its ``retrain_full`` default) and the defaults below fit on all of it;
 - FLAML: ``AutoML.fit(time_budget=...)`` with object columns as pandas categories;
 - rf / xgb: library defaults behind the platform's preprocessing.
 
@@ -145,7 +147,7 @@ def run_ours(train, test, target: str, problem: str, budget: float) -> dict:
 
     metric = METRICS[problem][0]
     result = run_automl(train, AutoMLConfig(target=target, metric=metric, time_budget_s=budget,
-                                            n_threads=THREADS, random_state=SEED))
+                                            n_threads=THREADS, random_state=SEED, refit_on_all_rows=True))
     X = test.drop(columns=[target])
     if problem == "regression":
         prediction = result.pipeline.predict(X)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from mlplatform.jobs import touch_worker_heartbeat
-from mlplatform.models import JobStatus
+from mlplatform.models import BackgroundJob, JobStatus
 from tenants.accounts.services import audit_record
 from training.ml.errors import JobCancelled, JobTimedOut
 
@@ -100,6 +100,22 @@ class JobMonitor:
             touch_worker_heartbeat()
         except Exception:  # the database may blink; the next tick tries again
             logger.exception("job %s monitor could not write progress", self.job_id)
+
+
+def check_job_quota(organization) -> None:
+    """409 when the organization already has as many jobs (training and batch alike) queued or running as
+    its plan allows at once."""
+    from django.apps import apps
+
+    from mlplatform.errors import ApplicationError
+    from mlplatform.models import ACTIVE_STATES
+
+    active = sum(model.objects.filter(status__in=ACTIVE_STATES).count() for model in apps.get_models()
+                 if issubclass(model, BackgroundJob))
+    if active >= organization.max_concurrent_jobs:
+        raise ApplicationError(f"This organization already has {active} job(s) queued or running (training and batch "
+                               f"predictions); its plan allows {organization.max_concurrent_jobs} at once. Wait for "
+                               "one to finish or cancel one.", status=409)
 
 
 def job_claim(model, job_id: int) -> bool:

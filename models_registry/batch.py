@@ -11,14 +11,14 @@ from django.core.files.storage import default_storage
 from django.db import close_old_connections
 
 from mlplatform.errors import ApplicationError
-from mlplatform.job_runtime import JobMonitor, job_cancel, job_claim, job_finish
+from mlplatform.job_runtime import JobMonitor, check_job_quota, job_cancel, job_claim, job_finish
 from mlplatform.jobs import enqueue_for_current_organization
 from mlplatform.models import JobStatus
 from tenants.accounts.services import audit_record
 from tenants.selectors import current_organization
 from training.ml.errors import JobCancelled, MLInputError
 from training.ml.predictors import NativePredictor
-from training.ml.threads import limit_threads
+from training.ml.threads import job_threads
 
 from .loading import load_pipeline_verified
 from .models import BatchPredictionJob, ModelVersion
@@ -47,6 +47,7 @@ def batch_create(*, actor: str, version: ModelVersion, dataset=None, upload=None
 
     if (dataset is None) == (upload is None):
         raise ApplicationError("Give either a dataset_id or a CSV file, not both.", field="dataset_id")
+    check_job_quota(current_organization())
     input_file = ""
     if upload is not None:
         from training.ml.ingest import ingest_to_parquet
@@ -97,7 +98,7 @@ def run_batch(job_id: int) -> str:
         version = job.version
         predictor = NativePredictor(load_pipeline_verified(version), version.problem_type, version.classes or None,
                                     [c["name"] for c in version.feature_schema], n_threads=settings.THREADS_PER_JOB)
-        with limit_threads(settings.THREADS_PER_JOB):
+        with job_threads(settings.THREADS_PER_JOB):
             result = predict_batch(
                 source, predictor, output_path, feature_schema=version.feature_schema,
                 progress=lambda done, total: monitor.progress(f"{done:,} of {total:,} rows", done / max(total, 1)),

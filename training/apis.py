@@ -122,6 +122,9 @@ class TrainingStartApi(BaseAPIView):
                                                help_text="AutoML: wall-clock budget (default 60)")
         ensemble = serializers.BooleanField(required=False, help_text="AutoML: try an ensemble of the best few (default true)")
         keep_best_on_cancel = serializers.BooleanField(required=False, help_text="AutoML: when cancelled, register the best so far")
+        refit_on_all_rows = serializers.BooleanField(
+            required=False, help_text="after the evaluation on the test part, fit the registered model again on every "
+            "row (test part included); its test metrics are those of the evaluated fit (default false)")
 
     @extend_schema(request=TrainingStartInput, responses={202: JobDetailOutput})
     def post(self, request):

@@ -31,6 +31,8 @@ class TrainingJobForm(forms.Form):
     random_state = forms.IntegerField(min_value=0, initial=42, label="Random seed")
     time_budget_s = forms.FloatField(min_value=5, initial=60, required=False, label="AutoML budget (seconds)")
     keep_best_on_cancel = forms.BooleanField(required=False, initial=True, label="If cancelled, keep the best model so far")
+    refit_on_all_rows = forms.BooleanField(required=False, initial=False,
+                                           label="After the evaluation, refit the model on all rows (test part included)")
 
     def __init__(self, *args, datasets, columns: list[str], **kwargs):
         super().__init__(*args, **kwargs)

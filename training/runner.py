@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import joblib
 from django.db import close_old_connections, transaction
 
 from mlplatform.job_runtime import JobMonitor, job_claim, job_finish
@@ -16,7 +15,8 @@ from models_registry.services import VersionSpec, model_version_register
 from training.ml.artifacts import dump_pipeline
 from training.ml.automl import AutoMLConfig, run_automl
 from training.ml.errors import JobCancelled, JobTimedOut, MLInputError
-from training.ml.threads import limit_threads
+from training.ml.interrupt import interruptible
+from training.ml.threads import job_threads
 from training.ml.trainer import TrainConfig, library_versions, train
 
 from .models import JobStatus, TrainingJob
@@ -67,8 +67,7 @@ def run_training_job(job_id: int) -> str:
         frame = dataset_frame(job.dataset, columns=columns)
         kind.prepare(config)
         monitor.log(f"dataset '{job.dataset.name}': {len(frame):,} rows, {frame.shape[1]} columns used")
-        # worker processes are daemons: joblib may not start processes there, threads it may
-        with limit_threads(config.n_threads), joblib.parallel_config(backend="threading", n_jobs=config.n_threads):
+        with job_threads(config.n_threads), interruptible(monitor.check):
             result = kind.run(frame, config, progress=monitor.progress)
         cancelled = getattr(result, "cancelled", False)  # AutoML asked to keep its best model when cancelled
         step = monitor.log if cancelled else (lambda stage: monitor.progress(stage, 0.99))
@@ -77,7 +76,8 @@ def run_training_job(job_id: int) -> str:
         step("registering model version")
         artifact = dump_pipeline(result.pipeline)
         step("compiling to ONNX and checking it against the pipeline")
-        onnx_bytes, onnx_check = onnx_for(result)
+        with job_threads(config.n_threads):  # the parity check predicts the test part with the native pipeline
+            onnx_bytes, onnx_check = onnx_for(result)
         monitor.log(f"serving engine: {'ONNX Runtime' if onnx_bytes else 'native pipeline'} "
                     f"({onnx_check.get('reason') or 'ONNX agrees with the pipeline on the test split'})")
         if not cancelled:

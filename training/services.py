@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from mlplatform.errors import ApplicationError
-from mlplatform.job_runtime import job_cancel
+from mlplatform.job_runtime import check_job_quota, job_cancel
 from mlplatform.jobs import enqueue_for_current_organization
 from tenants.accounts.services import audit_record
 from tenants.selectors import current_organization
@@ -104,9 +104,9 @@ def dataset_frame(dataset: Dataset, columns: list[str] | None = None) -> pd.Data
 
 # --- Training jobs ---------------------------------------------------------------
 TRAIN_FIELDS = {"target", "features", "algorithm", "problem_type", "search", "n_trials", "time_limit_s", "metric",
-                "cv_folds", "test_size", "random_state", "params"}
+                "cv_folds", "test_size", "random_state", "params", "refit_on_all_rows"}
 AUTOML_FIELDS = {"target", "features", "problem_type", "metric", "time_budget_s", "cv_folds", "test_size",
-                 "random_state", "ensemble", "keep_best_on_cancel"}
+                 "random_state", "ensemble", "keep_best_on_cancel", "refit_on_all_rows"}
 DEFAULT_AUTOML_BUDGET_S = 60
 
 
@@ -144,11 +144,7 @@ def training_job_create(*, actor: str, dataset: Dataset, model_name: str, settin
     if target not in dataset.column_names:
         raise ApplicationError(f"Column '{target}' is not in dataset '{dataset.name}'; columns are: "
                                f"{', '.join(dataset.column_names)}.", field="target")
-    org = current_organization()
-    active = TrainingJob.objects.filter(status__in=ACTIVE_STATES).count()
-    if active >= org.max_concurrent_jobs:
-        raise ApplicationError(f"This organization already has {active} job(s) queued or running; its plan allows "
-                               f"{org.max_concurrent_jobs} at once. Wait for one to finish or cancel one.", status=409)
+    check_job_quota(current_organization())
     needed = [c for c in (settings_in.get("features") or dataset.column_names) if c in dataset.column_names]
     frame = dataset_frame(dataset, columns=sorted(set(needed) | {target}))
     kind, config, notes = _job_config(settings_in, frame)

@@ -164,3 +164,13 @@ def test_should_stop_early_ends_the_search_gracefully(regression_df):
     assert result.stopped_early and result.problem_type is ProblemType.REGRESSION
     assert {row["algorithm"] for row in result.leaderboard} <= {"ridge", "random_forest", "xgboost", "ensemble"}
     assert result.test_metrics["scores"]["rmse"] > 0
+
+
+def test_refit_on_all_rows_within_the_budget(regression_df):
+    started = time.monotonic()
+    result = run_automl(regression_df, AutoMLConfig(target="target", time_budget_s=8, cv_folds=3, refit_on_all_rows=True,
+                                                    algorithms=["ridge", "random_forest"]))
+    assert time.monotonic() - started < _allowed_wall_time(8)
+    assert any("refit on all 250 rows" in note for note in result.notes), result.notes
+    bmi = next(s for s in result.feature_schema if s["name"] == "bmi")
+    assert bmi["max"] == regression_df["bmi"].max() and bmi["min"] == regression_df["bmi"].min()

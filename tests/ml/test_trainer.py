@@ -155,3 +155,38 @@ def test_fitting_warnings_reach_the_job_log(binary_df):
     result = train(binary_df, TrainConfig(target="target", algorithm="logistic_regression", cv_folds=3,
                                           params={"max_iter": 2}))
     assert any(note.startswith("Warning while fitting: ConvergenceWarning") for note in result.notes)
+
+
+def test_refit_on_all_rows_registers_a_model_that_saw_every_row(regression_df):
+    config = dict(target="target", algorithm="ridge", cv_folds=3)
+    evaluated = train(regression_df, TrainConfig(**config))
+    final = train(regression_df, TrainConfig(**config, refit_on_all_rows=True))
+    # The test metrics are those of the evaluated fit, identical in both runs...
+    assert final.test_metrics["scores"] == evaluated.test_metrics["scores"]
+    assert any("refit on all 250 rows" in note for note in final.notes)
+    # ...while the registered model and its schema come from every row, test part included
+    bmi = next(s for s in final.feature_schema if s["name"] == "bmi")
+    assert bmi["min"] == regression_df["bmi"].min() and bmi["max"] == regression_df["bmi"].max()
+    X = regression_df.drop(columns=["target"])
+    assert not np.allclose(final.pipeline.predict(X), evaluated.pipeline.predict(X))
+
+
+def test_a_long_xgboost_fit_stops_between_boosting_rounds(binary_df):
+    from training.ml.interrupt import interruptible
+
+    rounds = []
+
+    def check():
+        rounds.append(1)
+        if len(rounds) == 5:
+            raise JobCancelled()
+
+    config = TrainConfig(target="target", algorithm="xgboost", cv_folds=2, params={"n_estimators": 1000})
+    with interruptible(check), pytest.raises(JobCancelled):
+        train(binary_df, config)
+    assert len(rounds) == 5  # stopped inside the first fold's fit, after its fifth round of a thousand
+    # Outside a job the same model trains to the end, and its file loads (the callback is an allowed type)
+    from training.ml.artifacts import dump_pipeline, load_pipeline
+
+    result = train(binary_df, TrainConfig(target="target", algorithm="xgboost", cv_folds=2, params={"n_estimators": 20}))
+    assert load_pipeline(dump_pipeline(result.pipeline)).predict(result.test_frame[result.used_columns]).size

@@ -262,3 +262,19 @@ def test_viewer_cannot_change_anything(acme, trained, path, body):
     v = trained["churn_v1"]["id"]
     body = {k: (v if val == "{v}" else val) for k, val in body.items()}
     assert acme.client("viewer").post(path.format(v=v), body, format="json").status_code == 403
+
+
+def test_batch_predictions_count_towards_the_plans_concurrent_jobs(acme, trained):
+    from tenants.models import Organization
+
+    with schema_context("public"):
+        limit = Organization.objects.get(slug="acme").max_concurrent_jobs
+    editor = acme.client("editor")
+    batch = {"model_version_id": trained["churn_v1"]["id"], "dataset_id": trained["datasets"]["churn"]["id"]}
+    for _ in range(limit):  # queued only: this test's transaction is never committed, so no worker sees them
+        assert editor.post("/api/v1/ml/batch-predict", batch, format="json").status_code == 202
+    refused = editor.post("/api/v1/ml/batch-predict", batch, format="json")
+    assert refused.status_code == 409 and "plan allows" in refused.json()["detail"]
+    training = editor.post("/api/v1/ml/training/start", {"dataset_id": trained["datasets"]["churn"]["id"],
+                                                         "target": "label", "model_name": "x"}, format="json")
+    assert training.status_code == 409 and "batch" in training.json()["detail"]

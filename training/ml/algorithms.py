@@ -18,6 +18,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from xgboost import XGBClassifier, XGBRegressor
 
 from training.ml.errors import MLInputError
+from training.ml.interrupt import CheckEveryRound
 from training.ml.problem import ProblemType
 from training.ml.space import Choice, Distribution, FloatRange, IntRange
 from training.ml.wrappers import LabelEncodedClassifier
@@ -317,7 +318,9 @@ class XGBoostAlgorithm(Algorithm):
                 "colsample_bytree": 1.0, "min_child_weight": 1.0, "reg_lambda": 1.0}
 
     def runtime_params(self, *, n_threads: int, random_state: int) -> dict[str, Any]:
-        return {"n_jobs": n_threads, "random_state": random_state, "tree_method": "hist", "verbosity": 0}
+        # CheckEveryRound: a running job's cancel and time limit are checked between boosting rounds.
+        return {"n_jobs": n_threads, "random_state": random_state, "tree_method": "hist", "verbosity": 0,
+                "callbacks": [CheckEveryRound()]}
 
     def build(self, problem_type: ProblemType, params: dict[str, Any] | None = None, *,
               n_threads: int = 1, random_state: int = 42) -> BaseEstimator:

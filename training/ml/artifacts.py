@@ -16,6 +16,7 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 
 from training.ml import preprocess
+from training.ml.interrupt import CheckEveryRound
 from training.ml.wrappers import LabelEncodedClassifier
 
 TRUSTED_CLASS_PREFIXES = ("sklearn.", "xgboost.", "numpy.", "scipy.")
@@ -33,7 +34,7 @@ TRUSTED_FUNCTIONS = frozenset({
     _name(preprocess.datetime_parts),
     _name(preprocess.datetime_part_names),
 })
-TRUSTED_PROJECT_CLASSES = frozenset({_name(LabelEncodedClassifier)})
+TRUSTED_PROJECT_CLASSES = frozenset({_name(LabelEncodedClassifier), _name(CheckEveryRound)})
 
 
 class UntrustedArtifact(Exception):

@@ -58,6 +58,7 @@ from training.ml.search import COMPLETE, FAILED, PRUNED, ProgressFn, build_pipel
 from training.ml.threads import limit_threads
 from training.ml.trainer import (
     TrainConfig, TrainResult, _problem_reason, _split, _test_frame, _warning_notes, library_versions,
+    refit_on_all_rows,
 )
 
 MIN_BUDGET_S = 5.0
@@ -105,6 +106,8 @@ class AutoMLConfig:
     #: On cancel (``JobCancelled`` from the progress callback): False re-raises it; True refits and
     #: returns the best model found so far (the result says ``cancelled``).
     keep_best_on_cancel: bool = False
+    #: After the evaluation, fit the chosen model again on every row (test part included), time permitting.
+    refit_on_all_rows: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AutoMLConfig:
@@ -139,6 +142,7 @@ class AutoMLConfig:
             ("ensemble", isinstance(self.ensemble, bool), "ensemble must be true or false"),
             ("keep_best_on_cancel", isinstance(self.keep_best_on_cancel, bool),
              "keep_best_on_cancel must be true or false"),
+            ("refit_on_all_rows", isinstance(self.refit_on_all_rows, bool), "refit_on_all_rows must be true or false"),
             ("algorithms", self.algorithms is None or (isinstance(self.algorithms, (list, tuple)) and self.algorithms
                                                        and all(isinstance(a, str) for a in self.algorithms)),
              "algorithms must be a non-empty list of algorithm keys, or empty for all that fit the problem"),
@@ -349,7 +353,9 @@ class _Search:
         """Seconds to keep for refit, ensemble, evaluation, importance and saving."""
         best = self.ranked()
         refit = best[:5 if self.config.ensemble else 1]
-        cost = sum(self.refit_estimate(t) + self.dump_estimate(t) for t in refit)
+        # With refit_on_all_rows the final model is fitted twice: on the training part, then on all rows.
+        refits = 1 + (1 / (1 - self.config.test_size) if self.config.refit_on_all_rows else 0)
+        cost = sum(self.refit_estimate(t) * refits + self.dump_estimate(t) for t in refit)
         # Testing predicts once; permutation importance (for a single model without its own
         # importances; an ensemble uses its members') predicts 3 times per column.
         evaluation = 2 * sum(t.predict_call_s for t in refit)
@@ -881,6 +887,20 @@ def run_automl(df: pd.DataFrame, config: AutoMLConfig, progress: ProgressFn = no
                                             random_state=config.random_state)
         timings["importance"] = round(search.elapsed(), 2)
         final_trials = [t for t, _ in members] if members is not None else [best]
+        X_seen = X_train
+        if config.refit_on_all_rows and not cancelled:
+            estimate = sum(search.refit_estimate(t) for t in final_trials) * (len(y) / len(y_train))
+            if refit_rows < len(X_train):
+                notes.append("The model was not refit on all rows: the budget did not allow even the training part.")
+            elif search.elapsed() + estimate * 1.2 > search.budget:
+                notes.append(f"The model was not refit on all rows: that would take about {estimate:.0f} s more "
+                             f"than the budget leaves.")
+            else:
+                progress("refitting on all rows", min(0.99, search.elapsed() / search.budget))
+                with limit_threads(config.n_threads):
+                    pipeline, X_seen, note = refit_on_all_rows(pipeline, X_train, X_test, y_train, y_test)
+                notes.append(note)
+                timings["refit_all_rows"] = round(search.elapsed(), 2)
         final_dump = sum(search.dump_estimate(t) for t in final_trials)
         final_size, bytes_per_s = None, DUMP_BYTES_PER_S
         if search.elapsed() + final_dump < search.budget:
@@ -925,7 +945,7 @@ def run_automl(df: pd.DataFrame, config: AutoMLConfig, progress: ProgressFn = no
         test_metrics=test_metrics,
         importance=importance.features,
         importance_method=importance.method,
-        feature_schema=[column_schema(X_train[c], unscaled.kinds[c]) for c in used],
+        feature_schema=[column_schema(X_seen[c], unscaled.kinds[c]) for c in used],
         used_columns=used,
         dropped_columns=unscaled.dropped,
         notes=notes,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import joblib
 from threadpoolctl import threadpool_limits
 
 
@@ -18,4 +19,12 @@ def limit_threads(n: int) -> Iterator[None]:
     if n < 1:
         raise ValueError(f"n_threads must be at least 1, got {n}")
     with threadpool_limits(limits=n):
+        yield
+
+
+@contextmanager
+def job_threads(n: int) -> Iterator[None]:
+    """A job's threads, for native pools and joblib alike. Job workers are daemon processes: joblib may not
+    start processes there (its default backend would fall back to one thread, with a warning), threads it may."""
+    with limit_threads(n), joblib.parallel_config(backend="threading", n_jobs=n):
         yield

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
@@ -54,6 +55,8 @@ class TrainConfig:
     random_state: int = 42
     params: dict[str, Any] = field(default_factory=dict)
     n_threads: int = 1
+    #: After the evaluation on the test part, fit the final model again on every row (test part included).
+    refit_on_all_rows: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -115,6 +118,7 @@ class TrainConfig:
             ("random_state", isinstance(self.random_state, int),
              f"random_state must be a whole number, got {self.random_state!r}"),
             ("params", isinstance(self.params, dict), "params must be an object of parameter names and values"),
+            ("refit_on_all_rows", isinstance(self.refit_on_all_rows, bool), "refit_on_all_rows must be true or false"),
             ("features", self.features is None or (isinstance(self.features, (list, tuple))
                                                    and all(isinstance(c, str) for c in self.features)),
              "features must be a list of column names, or empty for all columns but the target"),
@@ -279,6 +283,16 @@ def _warning_notes(caught: list[warnings.WarningMessage]) -> list[str]:
     return notes
 
 
+def refit_on_all_rows(pipeline: Pipeline, X_train: pd.DataFrame, X_test: pd.DataFrame, y_train: pd.Series,
+                      y_test: pd.Series) -> tuple[Pipeline, pd.DataFrame, str]:
+    """The evaluated pipeline's settings fitted again on the training and test parts together: the model to
+    register when every row should count (small tables). Its test metrics are those of the evaluated fit."""
+    X_all, y_all = pd.concat([X_train, X_test]), pd.concat([y_train, y_test])
+    final = clone(pipeline).fit(X_all, y_all)
+    return final, X_all, (f"The registered model was refit on all {len(y_all):,} rows after its evaluation; the test "
+                          f"metrics describe the same settings fitted on the {len(y_train):,} training rows.")
+
+
 def train(df: pd.DataFrame, config: TrainConfig, progress: ProgressFn = no_progress) -> TrainResult:
     """Validate, search, refit the best parameters on the training part and evaluate on the test part."""
     started = time.monotonic()
@@ -334,6 +348,11 @@ def train(df: pd.DataFrame, config: TrainConfig, progress: ProgressFn = no_progr
         progress("computing feature importance", _IMPORTANCE_AT)
         importance = feature_importance(pipeline, X_test, y_test, metric=metric, n_threads=config.n_threads,
                                         random_state=config.random_state)
+        X_seen = X_train
+        if config.refit_on_all_rows:
+            progress("refitting on all rows", _IMPORTANCE_AT)
+            pipeline, X_seen, note = refit_on_all_rows(pipeline, X_train, X_test, y_train, y_test)
+            notes.append(note)
     notes += _warning_notes(caught)
 
     result = TrainResult(
@@ -353,7 +372,7 @@ def train(df: pd.DataFrame, config: TrainConfig, progress: ProgressFn = no_progr
         test_metrics=test_metrics,
         importance=importance.features,
         importance_method=importance.method,
-        feature_schema=[column_schema(X_train[c], plan.kinds[c]) for c in plan.used_columns],
+        feature_schema=[column_schema(X_seen[c], plan.kinds[c]) for c in plan.used_columns],
         used_columns=plan.used_columns,
         dropped_columns=plan.dropped,
         notes=notes,

@@ -6,6 +6,7 @@ from django_tenants.utils import schema_context
 
 from mlplatform import hotcache
 from models_registry import selectors
+from tests.registry.test_registry_api import api_key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -31,11 +32,7 @@ def test_a_warm_prediction_runs_no_sql(acme, trained, django_assert_num_queries)
 
 
 def test_a_warm_prediction_with_an_api_key_runs_no_sql(acme, trained, django_assert_num_queries):
-    owner = acme.client("owner")
-    churn = next(m["id"] for m in owner.get("/api/v1/ml/registered-models").json() if m["name"] == "churn")
-    secret = owner.post("/api/v1/api-keys", {"name": "hot", "model_ids": [churn]}, format="json").json()["secret"]
-    client = acme.client()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {secret}")
+    client, secret = api_key_client(acme, "churn")
     path = f"/api/v1/ml/models/{trained['churn_v1']['id']}/predict"
     assert _predict(client, path).status_code == 200
     with django_assert_num_queries(0):

@@ -117,12 +117,18 @@ def test_api_key_predicts_only_with_its_models_and_only_on_prediction_endpoints(
     assert client.post(f"/api/v1/ml/models/{trained['churn_v1']['id']}/predict", {"records": [RECORD]}, format="json").status_code == 401
 
 
-def test_api_key_of_one_organization_is_rejected_by_another(acme, globex, trained):
-    owner = acme.client("owner")
-    model_id = next(m["id"] for m in owner.get("/api/v1/ml/registered-models").json() if m["name"] == "churn")
+def api_key_client(org, model_name: str, *, on=None):
+    """A client on `on`'s host (default: the same organization) calling with a new key of `org` for one model."""
+    owner = org.client("owner")
+    model_id = next(m["id"] for m in owner.get("/api/v1/ml/registered-models").json() if m["name"] == model_name)
     secret = owner.post("/api/v1/api-keys", {"name": "x", "model_ids": [model_id]}, format="json").json()["secret"]
-    client = globex.client()
+    client = (on or org).client()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {secret}")
+    return client, secret
+
+
+def test_api_key_of_one_organization_is_rejected_by_another(acme, globex, trained):
+    client, _ = api_key_client(acme, "churn", on=globex)
     assert client.post("/api/v1/ml/deployments/churn/predict", {"records": [RECORD]}, format="json").status_code == 401
 
 

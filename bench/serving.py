@@ -269,10 +269,16 @@ def summary(latencies_s: list[float], wall_s: float | None = None) -> dict:
 # --- HTTP helpers used by this process (token, parity) ---------------------------------------------
 
 def http_json(port: int, method: str, path: str, body: dict | None, headers: dict) -> tuple[int, dict | str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    return http_request(port, method, path, json.dumps(body).encode() if body is not None else None,
+                        {"Content-Type": "application/json", **headers})
+
+
+def http_request(port: int, method: str, path: str, body: bytes | None, headers: dict,
+                 timeout: float = 60) -> tuple[int, dict | str]:
+    """One request on a new connection; the answer parsed as JSON when it is JSON."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        connection.request(method, path, json.dumps(body) if body is not None else None,
-                           {"Content-Type": "application/json", **headers})
+        connection.request(method, path, body, headers)
         response = connection.getresponse()
         text = response.read().decode()
     finally:

@@ -55,7 +55,7 @@ BENCH = REPO / "bench"
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH))
 
-from serving import Processes, cpu_busy, free_port, tail, wait_http  # noqa: E402  (shared bench helpers)
+from serving import Processes, cpu_busy, free_port, http_request, tail, wait_http  # noqa: E402  (shared bench helpers)
 
 ORG = "bench-overhead"
 HOST = f"{ORG}.localhost"
@@ -148,17 +148,7 @@ class Api:
         headers = {"Host": HOST, "Content-Type": content_type}
         if self.token:
             headers["Authorization"] = f"Token {self.token}"
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.request(method, path, body, headers)
-            response = connection.getresponse()
-            text = response.read().decode()
-        finally:
-            connection.close()
-        try:
-            return response.status, json.loads(text)
-        except ValueError:
-            return response.status, text
+        return http_request(self.port, method, path, body, headers, timeout)
 
     def json(self, method: str, path: str, body: dict | None = None, expect: int = 200) -> dict:
         status, answer = self.request(method, path, json.dumps(body).encode() if body is not None else None)

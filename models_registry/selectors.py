@@ -82,12 +82,10 @@ def headline(version: ModelVersion) -> tuple[str, float | None]:
     return key, (version.metrics.get("scores") or {}).get(key)
 
 
-def rollback_target(registered: RegisteredModel, alias: str = "production") -> ModelVersion | None:
-    """The version a roll back of `alias` would move it to: where it pointed before its last move."""
-    current = Alias.objects.filter(registered_model=registered, name=alias).first()
-    if current is None:
-        return None
-    last = registered.alias_moves.filter(alias=alias, to_version=current.version).select_related(
+def rollback_target(current: Alias) -> ModelVersion | None:
+    """The version a roll back of this alias would move it to: where it pointed before its last move."""
+    last = AliasMove.objects.filter(registered_model_id=current.registered_model_id, alias=current.name,
+                                    to_version_id=current.version_id).select_related(
         "from_version__registered_model").first()
     return last.from_version if last else None
 

@@ -111,9 +111,10 @@ def alias_rollback(*, actor: str, registered: RegisteredModel, alias: str = PROD
     """Move the alias back to the version it pointed at before its last move."""
     from .selectors import rollback_target
 
-    if not Alias.objects.filter(registered_model=registered, name=alias).exists():
+    current = Alias.objects.filter(registered_model=registered, name=alias).first()
+    if current is None:
         raise ApplicationError(f"'{registered.name}' has no '{alias}' alias to roll back.", field="alias", status=409)
-    target = rollback_target(registered, alias)
+    target = rollback_target(current)
     if target is None:
         raise ApplicationError(f"'{registered.name}@{alias}' has no earlier version to roll back to.", status=409)
     return alias_set(actor=actor, version=target, alias=alias, action="rollback")

@@ -23,13 +23,14 @@ def model_list_view(request):
     rows = []
     for registered in selectors.registered_model_list():
         versions = list(registered.versions.all())
-        aliases = {a.name: a.version for a in registered.aliases.all()}
+        alias_rows = {a.name: a for a in registered.aliases.all()}  # prefetched with their versions
+        aliases = {name: a.version for name, a in alias_rows.items()}
         production = aliases.get("production")
         latest = versions[0] if versions else None
         shown = production or latest
         rows.append({"model": registered, "versions": versions, "aliases": aliases, "production": production,
                      "latest": latest, "headline": selectors.headline(shown) if shown else ("", None),
-                     "rollback_to": selectors.rollback_target(registered) if production else None})
+                     "rollback_to": selectors.rollback_target(alias_rows["production"]) if production else None})
     return render(request, "models_registry/model_list.html", {"rows": rows})
 
 

@@ -62,3 +62,12 @@ def page(browser, live_server_port, committed):
     page.base = lambda org: f"http://{org.host}:{live_server_port}"
     yield page
     context.close()
+
+
+def sign_in(page, org, role):
+    """Through the sign-in form, as a member of the session organizations (`<role>-pass-123`)."""
+    page.goto(page.base(org) + "/login/")
+    page.fill("#id_username", role)
+    page.fill("#id_password", f"{role}-pass-123")
+    with page.expect_navigation():
+        page.click("button[type=submit]")

@@ -3,15 +3,9 @@ import json
 
 import pytest
 
+from tests.browser.conftest import sign_in
+
 pytestmark = pytest.mark.browser
-
-
-def sign_in(page, org, role):
-    page.goto(page.base(org) + "/login/")
-    page.fill("#id_username", role)
-    page.fill("#id_password", f"{role}-pass-123")
-    with page.expect_navigation():
-        page.click("button[type=submit]")
 
 
 def test_try_it_form_calls_the_prediction_api_and_deploy_button_works(page, orgs, trained):

@@ -10,19 +10,12 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
+from tests.browser.conftest import sign_in
 from tests.training.conftest import csv_bytes, table
 
 pytestmark = pytest.mark.browser
 
 STATUS = "[data-testid=job-status]"
-
-
-def sign_in(page, org, role):
-    page.goto(page.base(org) + "/login/")
-    page.fill("#id_username", role)
-    page.fill("#id_password", f"{role}-pass-123")
-    with page.expect_navigation():
-        page.click("button[type=submit]")
 
 
 def run_job_in_background(org, job_id: int) -> tuple[threading.Thread, dict]:

@@ -46,18 +46,25 @@ def test_automl_honours_its_budget_and_registers_the_best_with_a_leaderboard(acm
     assert version["metrics"]["scores"]["roc_auc"] > 0.8
 
 
-def test_cancelled_automl_keeps_the_best_so_far_when_asked(acme, automl_data):
-    job_id = start_automl(acme, automl_data["id"], time_budget_s=120, keep_best_on_cancel=True)
+def cancel_while_running(org, job_id, *, at_progress: float, join_timeout: float):
+    """Run the job in a thread, cancel it through the API once it reports `at_progress`; (cancel answer, final status)."""
     outcome = {}
-    worker = threading.Thread(target=lambda: outcome.setdefault("status", run(acme, job_id)))
+    worker = threading.Thread(target=lambda: outcome.setdefault("status", run(org, job_id)))
     worker.start()
     deadline = time.monotonic() + 60
-    while acme.client("viewer").get(f"/api/v1/ml/training/jobs/{job_id}").json()["progress"] < 0.1:
+    while org.client("viewer").get(f"/api/v1/ml/training/jobs/{job_id}").json()["progress"] < at_progress:
         assert time.monotonic() < deadline
         time.sleep(0.3)
-    assert acme.client("editor").post(f"/api/v1/ml/training/jobs/{job_id}/cancel").status_code == 200
-    worker.join(timeout=90)
-    assert outcome["status"] == "cancelled"
+    cancel = org.client("editor").post(f"/api/v1/ml/training/jobs/{job_id}/cancel")
+    worker.join(timeout=join_timeout)
+    return cancel, outcome.get("status")
+
+
+def test_cancelled_automl_keeps_the_best_so_far_when_asked(acme, automl_data):
+    job_id = start_automl(acme, automl_data["id"], time_budget_s=120, keep_best_on_cancel=True)
+    cancel, status = cancel_while_running(acme, job_id, at_progress=0.1, join_timeout=90)
+    assert cancel.status_code == 200
+    assert status == "cancelled"
     with schema_context(acme.schema):
         job = TrainingJob.objects.get(pk=job_id)
         assert job.model_version_id is not None and "best model so far" in job.stage
@@ -65,16 +72,8 @@ def test_cancelled_automl_keeps_the_best_so_far_when_asked(acme, automl_data):
 
 def test_cancelled_automl_registers_nothing_by_default(acme, automl_data):
     job_id = start_automl(acme, automl_data["id"], time_budget_s=120)
-    outcome = {}
-    worker = threading.Thread(target=lambda: outcome.setdefault("status", run(acme, job_id)))
-    worker.start()
-    deadline = time.monotonic() + 60
-    while acme.client("viewer").get(f"/api/v1/ml/training/jobs/{job_id}").json()["progress"] < 0.05:
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
-    acme.client("editor").post(f"/api/v1/ml/training/jobs/{job_id}/cancel")
-    worker.join(timeout=60)
-    assert outcome["status"] == "cancelled"
+    _, status = cancel_while_running(acme, job_id, at_progress=0.05, join_timeout=60)
+    assert status == "cancelled"
     with schema_context(acme.schema):
         assert not ModelVersion.objects.filter(job_id=job_id).exists()
 

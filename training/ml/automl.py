@@ -33,7 +33,7 @@ import pickle
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,7 +57,7 @@ from training.ml.problem import ProblemType, resolve_problem_type
 from training.ml.search import COMPLETE, FAILED, PRUNED, ProgressFn, build_pipeline, no_progress
 from training.ml.threads import limit_threads
 from training.ml.trainer import (
-    TrainConfig, TrainResult, _problem_reason, _split, _test_frame, _warning_notes, library_versions,
+    JobSettings, TrainConfig, TrainResult, _problem_reason, _split, _test_frame, _warning_notes, library_versions,
     refit_on_all_rows,
 )
 
@@ -91,7 +91,7 @@ StopFn = Callable[[], bool]
 
 
 @dataclass
-class AutoMLConfig:
+class AutoMLConfig(JobSettings):
     target: str
     features: list[str] | None = None
     problem_type: str = "auto"
@@ -108,23 +108,6 @@ class AutoMLConfig:
     keep_best_on_cancel: bool = False
     #: After the evaluation, fit the chosen model again on every row (test part included), time permitting.
     refit_on_all_rows: bool = False
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AutoMLConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise MLInputError(f"unknown setting(s): {', '.join(unknown)}; settings are: {', '.join(sorted(known))}",
-                               field=unknown[0])
-        if "target" not in data:
-            raise MLInputError("'target' is required", field="target")
-        return cls(**data)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def feature_columns(self, df: pd.DataFrame) -> list[str]:
-        return list(self.features) if self.features is not None else [c for c in df.columns if c != self.target]
 
     def _train_config(self, algorithm: str) -> TrainConfig:
         """The single-algorithm config sharing our checks of columns, target, folds and rows."""

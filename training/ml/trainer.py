@@ -11,7 +11,7 @@ import platform
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -40,8 +40,33 @@ MAX_WARNING_NOTES = 5
 _SEARCH_START, _REFIT_AT, _EVALUATE_AT, _IMPORTANCE_AT = 0.05, 0.85, 0.92, 0.96
 
 
+class JobSettings:
+    """What the job configs (TrainConfig, AutoMLConfig) share: built from a job's stored dict, refusing
+    unknown names and naming the first missing required one; features default to every other column."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("target",)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise MLInputError(f"unknown setting(s): {', '.join(unknown)}; settings are: {', '.join(sorted(known))}",
+                               field=unknown[0])
+        missing = [name for name in cls.REQUIRED if name not in data]
+        if missing:
+            raise MLInputError(f"'{missing[0]}' is required", field=missing[0])
+        return cls(**data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def feature_columns(self, df: pd.DataFrame) -> list[str]:
+        return list(self.features) if self.features is not None else [c for c in df.columns if c != self.target]
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(JobSettings):
     target: str
     algorithm: str
     features: list[str] | None = None
@@ -58,23 +83,7 @@ class TrainConfig:
     #: After the evaluation on the test part, fit the final model again on every row (test part included).
     refit_on_all_rows: bool = False
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise MLInputError(f"unknown setting(s): {', '.join(unknown)}; settings are: {', '.join(sorted(known))}",
-                               field=unknown[0])
-        missing = [name for name in ("target", "algorithm") if name not in data]
-        if missing:
-            raise MLInputError(f"'{missing[0]}' is required", field=missing[0])
-        return cls(**data)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def feature_columns(self, df: pd.DataFrame) -> list[str]:
-        return list(self.features) if self.features is not None else [c for c in df.columns if c != self.target]
+    REQUIRED: ClassVar[tuple[str, ...]] = ("target", "algorithm")
 
     def validate(self, df: pd.DataFrame) -> None:
         """Raise ``MLInputError`` naming the field for anything that would make training fail."""

@@ -10,11 +10,13 @@ class MlplatformConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self):
+        from mlplatform import unavailable
         from mlplatform.api import schema  # noqa: F401  (registers the OpenAPI authentication schemes)
         from django_q.signals import post_spawn, pre_execute
 
         post_spawn.connect(_worker_started, dispatch_uid="mlplatform-worker-started")
         pre_execute.connect(_worker_alive, dispatch_uid="mlplatform-heartbeat-execute")
+        unavailable.install()
 
 
 def _worker_started(sender, **kwargs):

@@ -226,6 +226,45 @@ def test_a_job_past_its_memory_limit_fails_naming_the_limit_and_the_worker_takes
     assert response.status_code == 200 and "memory limit" in response.json()["error"]
 
 
+def parquet_bytes(frame) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def test_a_batch_past_its_memory_limit_fails_naming_the_limit_and_the_worker_takes_the_next(
+        acme, trained, committed, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    # given a model over 120 numeric columns and a 60,000-row table of them (each chunk the batch reads is
+    # then ~60 MB of numbers, before the copies prediction makes)
+    rng = np.random.default_rng(5)
+    columns = [f"f{i}" for i in range(120)]
+    train = pd.DataFrame(rng.normal(size=(600, 120)), columns=columns).assign(y=lambda f: f["f0"] * 2 + f["f1"])
+    wide = pd.DataFrame(rng.normal(size=(60_000, 120)), columns=columns)
+    train_id = upload(acme, parquet_bytes(train), filename="wide-train.parquet", name="wide-train").json()["id"]
+    wide_id = upload(acme, parquet_bytes(wide), filename="wide.parquet", name="wide").json()["id"]
+    limit_mb = 100
+    with plan(acme, max_concurrent_jobs=10, max_job_memory_mb=limit_mb), clusters(tmp_path) as procs:
+        model_job = start_training(acme, train_id, target="y", model_name="wide-model", algorithm="ridge")
+        version_id = wait_status(acme, TrainingJob, model_job, ("succeeded",), 120, procs).model_version_id
+
+        # when the worker predicts the wide table, then a small one
+        heavy_id = start_batch(acme, version_id, wide_id)
+        light_id = start_batch(acme, trained["churn_v1"]["id"], trained["datasets"]["churn"]["id"])
+        heavy = wait_status(acme, BatchPredictionJob, heavy_id, TERMINAL, 120, procs)
+        light = wait_status(acme, BatchPredictionJob, light_id, TERMINAL, 120, procs)
+
+    # then the big batch failed naming the limit, left no output, and the worker went on
+    assert heavy.status == "failed" and f"memory limit of {limit_mb} MB reached" in heavy.error, heavy.error
+    assert heavy.output_file == "" and partial_output_of(acme, heavy_id) is None
+    assert light.status == "succeeded", light.error
+    assert light.worker == heavy.worker
+
+
 # --- two clusters, one queue, every job delivered twice -----------------------------------------------------------------
 def _run_shared_queue(acme, dataset_id, tmp_path, monkeypatch, *, n_jobs: int, broker=None, env=None):
     """Queue `n_jobs` training jobs, each delivered twice, to two clusters; return the finished jobs."""

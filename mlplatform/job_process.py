@@ -28,7 +28,9 @@ database connections, forks, and watches the child:
 - the child asks the kernel to kill it if the worker dies (``PR_SET_PDEATHSIG``), so no job outlives
   its worker to write after the job was declared lost;
 - a child that dies without finishing its job row (any signal or exit) is finished by the worker, and
-  every file the job wrote is removed.
+  every file the job wrote is removed;
+- a job whose row was ended elsewhere while it ran (declared lost after missing its heartbeats) has its
+  child killed within seconds; a result it was about to record is refused anyway (`JobEndedElsewhere`).
 
 Forking is safe here because the worker process does no numeric work itself (no OpenMP thread pool has
 started in it, and libgomp is the one library that is not fork-safe); every task that runs ML code must
@@ -55,6 +57,7 @@ from django.db import connections
 logger = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.05
+STATUS_CHECK_S = 5.0
 EXIT_MEMORY = 86  # the child ran out of memory (MemoryError) and could not record it
 EXIT_CRASH = 87  # the child raised out of the job body
 MB = 2**20
@@ -126,11 +129,14 @@ def _data_bytes() -> int:
 
 
 # --- running ---------------------------------------------------------------------------------------------
-def run_job(body: Callable[[], object], *, memory_limit_mb: int) -> tuple[str, float | None]:
+def run_job(body: Callable[[], object], *, memory_limit_mb: int,
+            still_wanted: Callable[[], bool] = lambda: True) -> tuple[str, float | None]:
     """Run ``body`` (which finishes the job row itself) in a child process under ``memory_limit_mb``.
 
     Returns ("", peak MB) when the child ran ``body`` to its end, else (the error to record, peak MB): the
-    caller then finishes the job row. Inline (no child, no limit, no peak) outside a worker process.
+    caller then finishes the job row. ``still_wanted()`` is asked every ``STATUS_CHECK_S``; when it says no
+    (the job row was ended elsewhere, e.g. declared lost), the child is killed. Inline (no child, no limit,
+    no peak) outside a worker process.
     """
     if not _in_worker:
         body()
@@ -145,7 +151,7 @@ def run_job(body: Callable[[], object], *, memory_limit_mb: int) -> tuple[str, f
     if pid == 0:
         _child(body, memory_limit_mb)  # never returns
     gc.unfreeze()
-    return _watch(pid, memory_limit_mb)
+    return _watch(pid, memory_limit_mb, still_wanted)
 
 
 def _child(body: Callable[[], object], memory_limit_mb: int) -> None:
@@ -190,10 +196,12 @@ def _die_with_parent() -> None:
         os._exit(EXIT_CRASH)
 
 
-def _watch(pid: int, limit_mb: int) -> tuple[str, float]:
-    """Wait for the child, killing it past its memory limit. Returns (error to record or "", peak MB)."""
+def _watch(pid: int, limit_mb: int, still_wanted: Callable[[], bool]) -> tuple[str, float]:
+    """Wait for the child, killing it past its memory limit or once it is no longer wanted.
+    Returns (error to record or "", peak MB)."""
     limit, peak = limit_mb * MB, 0
-    killed_for_memory = False
+    killed_for_memory = unwanted = False
+    next_check = time.monotonic() + STATUS_CHECK_S
     try:
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -207,11 +215,18 @@ def _watch(pid: int, limit_mb: int) -> tuple[str, float]:
             if used > limit and not killed_for_memory:
                 killed_for_memory = True
                 os.kill(pid, signal.SIGKILL)
+            if time.monotonic() > next_check and not (killed_for_memory or unwanted):
+                next_check = time.monotonic() + STATUS_CHECK_S
+                if not _asked(still_wanted):
+                    unwanted = True
+                    os.kill(pid, signal.SIGKILL)
             time.sleep(WATCH_INTERVAL_S)
     except BaseException:  # the worker itself is stopping (its task time-out, a signal): the job goes with it
         _kill_and_reap(pid)
         raise
     peak_mb = round(peak / MB, 1)
+    if unwanted:
+        return "The job was ended elsewhere while it ran; its process was stopped.", peak_mb
     if killed_for_memory:
         return memory_limit_message(limit_mb, peak_mb), peak_mb
     if os.WIFEXITED(status):
@@ -226,6 +241,14 @@ def _watch(pid: int, limit_mb: int) -> tuple[str, float]:
     hint = (f" It had reached {peak_mb:,.0f} MB of its {limit_mb} MB memory limit; the system may have run out "
             "of memory." if peak > 0.8 * limit else "")
     return f"The job's process was killed by {name}.{hint}", peak_mb
+
+
+def _asked(still_wanted: Callable[[], bool]) -> bool:
+    try:
+        return still_wanted()
+    except Exception:  # the database blinked: keep the job running, ask again later
+        logger.warning("could not check whether the job is still wanted", exc_info=True)
+        return True
 
 
 def _kill_and_reap(pid: int) -> None:

@@ -154,7 +154,8 @@ def _enqueue_failed(model, job_id: int, exc: Exception, *, audit_action: str) ->
                "ran. Try again in a moment; if it keeps happening the job queue is down.")
     logger.error("could not queue %s %s: %s", model._meta.model_name, job_id, exc)
     try:
-        _finish_if(model, job_id, JobStatus.FAILED, audit_action=audit_action, stage="not queued", error=message)
+        _finish_if(model, job_id, JobStatus.FAILED, only_from=Q(status=JobStatus.QUEUED), audit_action=audit_action,
+                   stage="not queued", error=message)
     except Exception:  # the database is down too: the requeue sweep will find the job queued
         logger.exception("could not mark %s %s failed", model._meta.model_name, job_id)
     return message
@@ -174,7 +175,11 @@ def job_run(model, job_id: int, body: Callable[[], object], *, audit_action: str
     past the limit, crashed), the row is failed here with the reason. Every file of a job that did not
     succeed is removed. Returns the final status."""
     limit_mb = current_organization().max_job_memory_mb
-    error, peak_mb = job_process.run_job(body, memory_limit_mb=limit_mb)
+
+    def still_running() -> bool:
+        return model.objects.filter(pk=job_id, status=JobStatus.RUNNING).exists()
+
+    error, peak_mb = job_process.run_job(body, memory_limit_mb=limit_mb, still_wanted=still_running)
     status = model.objects.filter(pk=job_id).values_list("status", flat=True).first()
     if status == JobStatus.RUNNING:
         fields = {"peak_memory_mb": peak_mb} if peak_mb is not None else {}
@@ -186,19 +191,35 @@ def job_run(model, job_id: int, body: Callable[[], object], *, audit_action: str
     return status
 
 
-def job_finish(model, job_id: int, status: str, monitor: JobMonitor | None, *, audit_action: str, **fields) -> None:
+class JobEndedElsewhere(Exception):
+    """The job's row left `running` while the job ran (declared lost by the housekeeping, for one): its result
+    must not be recorded. Raised inside the transaction that registers the result, so nothing of it stays."""
+
+
+def job_finish(model, job_id: int, status: str, monitor: JobMonitor | None, *, audit_action: str, **fields) -> bool:
+    """End a running job. False when it no longer was running (nothing is written); a caller recording a
+    result raises `JobEndedElsewhere` then, inside the result's transaction (see `job_finish_with_result`)."""
     if monitor is not None:
         fields.setdefault("peak_memory_mb", monitor.peak_memory_mb)
-    _finish_if(model, job_id, status, only_from=None, audit_action=audit_action,
-               pending_log=monitor.pending_log if monitor else [], **fields)
+    return _finish_if(model, job_id, status, audit_action=audit_action,
+                      pending_log=monitor.pending_log if monitor else [], **fields)
 
 
-def _finish_if(model, job_id: int, status: str, *, audit_action: str, only_from: Q | None = Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED),
+def job_finish_with_result(model, job_id: int, status: str, monitor: JobMonitor | None, *, audit_action: str,
+                           **fields) -> None:
+    """`job_finish` for an end that records a result (a model version, an output file): raises
+    `JobEndedElsewhere` when the job is no longer running, so the caller's transaction rolls the result back."""
+    if not job_finish(model, job_id, status, monitor, audit_action=audit_action, **fields):
+        raise JobEndedElsewhere(f"{model._meta.verbose_name} {job_id} was ended elsewhere while it ran (its worker was "
+                                "declared lost); its result was discarded")
+
+
+def _finish_if(model, job_id: int, status: str, *, audit_action: str, only_from: Q = Q(status=JobStatus.RUNNING),
                pending_log: list | None = None, **fields) -> bool:
-    """Move the job to `status` (if it still matches `only_from`), with its log and an audit row."""
+    """Move the job to `status` if it still matches `only_from`, with its log and an audit row."""
     with transaction.atomic():
         rows = model.objects.select_for_update().filter(pk=job_id)
-        job = (rows.filter(only_from) if only_from is not None else rows).first()
+        job = rows.filter(only_from).first()
         if job is None:
             return False
         log = job.log + list(pending_log or [])

@@ -12,7 +12,8 @@ from mlplatform import filestore
 from mlplatform.errors import ApplicationError
 from mlplatform.job_process import unexpected_error_message
 from mlplatform.job_runtime import (
-    JobMonitor, check_job_quota, job_cancel, job_claim, job_create, job_files_prefix, job_finish, job_run,
+    JobMonitor, check_job_quota, job_cancel, job_claim, job_create, job_files_prefix, job_finish, job_finish_with_result,
+    job_run,
 )
 from mlplatform.models import JobStatus
 from tenants.selectors import current_organization
@@ -103,8 +104,8 @@ def _predict(job_id: int) -> str:
         output_name = filestore.new_name(filestore.BATCH_OUTPUTS, ".csv", prefix=prefix)
         filestore.store(output_path, output_name)
         monitor.stop()
-        job_finish(BatchPredictionJob, job_id, JobStatus.SUCCEEDED, monitor, audit_action="batch_prediction",
-                   progress=1.0, stage="done", output_file=output_name, rows=result["rows"])
+        job_finish_with_result(BatchPredictionJob, job_id, JobStatus.SUCCEEDED, monitor, audit_action="batch_prediction",
+                               progress=1.0, stage="done", output_file=output_name, rows=result["rows"])
         return JobStatus.SUCCEEDED
     except JobCancelled:
         monitor.stop()

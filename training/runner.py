@@ -11,7 +11,9 @@ from django.db import close_old_connections, transaction
 
 from mlplatform.errors import ApplicationError
 from mlplatform.job_process import unexpected_error_message
-from mlplatform.job_runtime import JobMonitor, job_claim, job_files_prefix, job_finish, job_housekeeping, job_run
+from mlplatform.job_runtime import (
+    JobMonitor, job_claim, job_files_prefix, job_finish, job_finish_with_result, job_housekeeping, job_run,
+)
 from models_registry.services import VersionSpec, model_version_register
 from training.ml.artifacts import dump_pipeline
 from training.ml.automl import AutoMLConfig, run_automl
@@ -101,9 +103,9 @@ def _train(job_id: int) -> str:
                 file_prefix=job_files_prefix(TrainingJob, job.pk)))
             monitor.stop()
             status = JobStatus.CANCELLED if cancelled else JobStatus.SUCCEEDED
-            finish(job_id, status, monitor, progress=1.0, model_version=version,
-                   stage="cancelled: the best model so far was registered" if cancelled else "done",
-                   result={k: v for k, v in summary.items() if k not in ("feature_schema",)})
+            job_finish_with_result(TrainingJob, job_id, status, monitor, audit_action="training", progress=1.0,
+                                   model_version=version, result={k: v for k, v in summary.items() if k != "feature_schema"},
+                                   stage="cancelled: the best model so far was registered" if cancelled else "done")
         return status
     except JobCancelled:
         monitor.stop()

@@ -188,6 +188,30 @@ def test_a_killed_worker_process_takes_its_job_process_along_and_the_cluster_rep
         assert done.worker != lost.worker
 
 
+def test_a_job_declared_lost_while_its_process_still_runs_is_stopped(acme, small_dataset, committed, tmp_path):
+    with plan(acme, max_concurrent_jobs=10), clusters(tmp_path) as procs:
+        # given a long search running in a job process
+        long_id = start_training(acme, small_dataset["id"], algorithm="random_forest", search="bayesian", n_trials=500,
+                                 cv_folds=5)
+        wait_status(acme, TrainingJob, long_id, ("running",), 60, procs)
+        worker = psutil.Process(int(job(acme, TrainingJob, long_id).worker.rpartition(":")[2]))
+        job_processes = wait_for(worker.children, 30, "the job process")
+
+        # when the housekeeping (elsewhere) declares it lost
+        with schema_context(acme.schema):
+            TrainingJob.objects.filter(pk=long_id).update(status="failed", error="Worker lost: (declared by the test)")
+
+        # then its process is stopped within seconds, nothing is registered, and the worker goes on
+        gone, alive = psutil.wait_procs(job_processes, timeout=15)
+        assert not alive, "the job process kept running after its job was ended"
+        next_id = start_training(acme, small_dataset["id"])
+        assert wait_status(acme, TrainingJob, next_id, TERMINAL, 120, procs).status == "succeeded"
+    lost = job(acme, TrainingJob, long_id)
+    assert lost.status == "failed" and lost.error == "Worker lost: (declared by the test)"
+    with schema_context(acme.schema):
+        assert not ModelVersion.objects.filter(job_id=long_id).exists()
+
+
 # --- memory limit -------------------------------------------------------------------------------------------------
 @pytest.fixture
 def wide_regression(acme, committed):

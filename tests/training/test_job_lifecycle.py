@@ -250,19 +250,49 @@ def test_a_job_that_fails_after_writing_its_files_leaves_none(acme, dataset, mon
 
     Broker(monkeypatch)
     job_id = start(acme, dataset["id"]).json()["id"]
-    real_finish = training.runner.finish
 
-    def finish_fails_on_success(job_id, status, monitor, **fields):
-        if status == "succeeded":
-            assert _job_files(job_files_prefix(TrainingJob, job_id))  # the files were written by now
-            raise RuntimeError("database went away")
-        return real_finish(job_id, status, monitor, **fields)
+    def finish_fails(model, job_id, status, monitor, **fields):
+        assert _job_files(job_files_prefix(TrainingJob, job_id))  # the files were written by now
+        raise RuntimeError("database went away")
 
-    monkeypatch.setattr(training.runner, "finish", finish_fails_on_success)
+    monkeypatch.setattr(training.runner, "job_finish_with_result", finish_fails)
     with schema_context(acme.schema):
         assert run_training_job(job_id) == "failed"
         job = TrainingJob.objects.get(pk=job_id)
         assert "database went away" in job.error and job.model_version_id is None
+        assert not ModelVersion.objects.filter(job_id=job_id).exists()
+        assert _job_files(job_files_prefix(TrainingJob, job_id)) == []
+
+
+def test_a_job_declared_lost_while_it_ran_records_nothing(acme, dataset, monkeypatch, no_leftovers):
+    """A worker stuck long enough to miss its heartbeats is declared lost by the housekeeping; if the job then
+    comes back to register its version, the registration is rolled back and its files removed."""
+    import training.runner
+
+    Broker(monkeypatch)
+    job_id = start(acme, dataset["id"]).json()["id"]
+    real_register = training.runner.model_version_register
+
+    def register_while_declared_lost(**kwargs):
+        version = real_register(**kwargs)
+
+        def housekeeping_elsewhere():
+            try:
+                with schema_context(acme.schema):
+                    TrainingJob.objects.filter(pk=job_id).update(status="failed", error="Worker lost: (test)")
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=housekeeping_elsewhere)
+        thread.start()
+        thread.join()
+        return version
+
+    monkeypatch.setattr(training.runner, "model_version_register", register_while_declared_lost)
+    with schema_context(acme.schema):
+        assert run_training_job(job_id) == "failed"
+        job = TrainingJob.objects.get(pk=job_id)
+        assert job.error == "Worker lost: (test)" and job.model_version_id is None
         assert not ModelVersion.objects.filter(job_id=job_id).exists()
         assert _job_files(job_files_prefix(TrainingJob, job_id)) == []
 

@@ -305,7 +305,7 @@ class DecryptingReader(io.RawIOBase):
             size = max(0, self._size - self._pos)
         buffer = bytearray(min(size, max(0, self._size - self._pos)))
         n = self.readinto(buffer)
-        return bytes(buffer[:n])
+        return bytes(buffer) if n == len(buffer) else bytes(memoryview(buffer)[:n])  # one copy, not two
 
     def readall(self) -> bytes:
         return self.read(-1)

@@ -253,7 +253,10 @@ def read_frame(name: str, columns: list[str] | None = None):
     import pandas as pd
 
     with open_parquet(name) as source:
-        return pd.read_parquet(source, columns=columns)
+        # through the decrypting reader, pyarrow's pre-buffering would fetch every column chunk up front and
+        # hold the whole file besides the table (bench/encryption.py): read them one at a time instead
+        extra = {} if isinstance(source, str) else {"pre_buffer": False}
+        return pd.read_parquet(source, columns=columns, **extra)
 
 
 def is_encrypted(name: str) -> bool:

@@ -180,11 +180,13 @@ def job_run(model, job_id: int, body: Callable[[], object], *, audit_action: str
         return model.objects.filter(pk=job_id, status=JobStatus.RUNNING).exists()
 
     error, peak_mb = job_process.run_job(body, memory_limit_mb=limit_mb, still_wanted=still_running)
+    if peak_mb is not None:  # the watcher samples 20 times a second, the job's monitor once: keep the higher
+        model.objects.filter(Q(peak_memory_mb__lt=peak_mb) | Q(peak_memory_mb__isnull=True), pk=job_id).update(
+            peak_memory_mb=peak_mb)
     status = model.objects.filter(pk=job_id).values_list("status", flat=True).first()
     if status == JobStatus.RUNNING:
-        fields = {"peak_memory_mb": peak_mb} if peak_mb is not None else {}
         _finish_if(model, job_id, JobStatus.FAILED, audit_action=audit_action, stage="failed",
-                   error=error or "The job's process ended without recording a result; see the worker's log.", **fields)
+                   error=error or "The job's process ended without recording a result; see the worker's log.")
         status = JobStatus.FAILED
     if status != JobStatus.SUCCEEDED:
         job_files_remove(model, job_id)

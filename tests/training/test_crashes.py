@@ -298,6 +298,8 @@ def _run_shared_queue(acme, dataset_id, tmp_path, monkeypatch, *, n_jobs: int, b
         job_ids = [start_training(acme, dataset_id, model_name=f"shared-{i}") for i in range(n_jobs)]
         assert len(sent) == n_jobs
         with clusters(tmp_path, 2, **(env or {})) as procs:
+            for proc in procs:  # both up (supervisor, pusher, monitor, worker) before any task is sent
+                wait_for(lambda: len(psutil.Process(proc.pid).children(recursive=True)) >= 4, 60, "a cluster to start")
             for _ in range(2):  # every job's task, twice: a redelivery, or a requeue racing the original
                 for args in sent:
                     async_task(*args, **({"broker": broker} if broker else {}))

@@ -433,13 +433,11 @@ def request_records(dataset, n: int) -> list[dict]:
 def verified_artifact(version) -> bytes:
     """The version's model file, digest and HMAC checked as serving does, then loaded with the platform's
     loader (so we know these bytes are the pipeline our native engine would serve)."""
-    from django.core.files.storage import default_storage
-
+    from mlplatform.filestore import read_bytes
     from models_registry.signing import verify
     from training.ml.artifacts import load_pipeline
 
-    with default_storage.open(version.artifact, "rb") as handle:
-        data = handle.read()
+    data = read_bytes(version.artifact)
     if not verify(data, sha256=version.artifact_sha256, mac=version.artifact_hmac):
         raise RuntimeError(f"the model file of {version} fails its integrity check")
     load_pipeline(data)

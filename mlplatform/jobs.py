@@ -33,17 +33,28 @@ def housekeeping_hook(func: Callable[[], None]) -> Callable[[], None]:
     return func
 
 
-def enqueue_for_current_organization(func: Callable, *ids: int | str, label: str = "") -> None:
-    """Queue `func(*ids)` for the organization of the current connection, once the transaction commits."""
+def enqueue_for_current_organization(func: Callable, *ids: int | str, label: str = "",
+                                     on_error: Callable[[Exception], None] | None = None) -> None:
+    """Queue `func(*ids)` for the organization of the current connection, once the transaction commits.
+
+    When the broker refuses the task, `on_error(exc)` is called (after the commit) if given; otherwise the
+    error propagates to whoever committed."""
     name = f"{func.__module__}.{func.__name__}"
     if name not in _TASKS:
         raise ValueError(f"{name} is not registered with @tenant_task")
     schema = connection.schema_name
     if schema == get_public_schema_name():
         raise ValueError("organization tasks cannot be queued from the public schema")
-    transaction.on_commit(
-        lambda: async_task("mlplatform.jobs.run_in_schema", schema, name, *ids, task_name=label or f"{schema}:{name}")
-    )
+
+    def send() -> None:
+        try:
+            async_task("mlplatform.jobs.run_in_schema", schema, name, *ids, task_name=label or f"{schema}:{name}")
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+
+    transaction.on_commit(send)
 
 
 def run_in_schema(schema_name: str, task_name: str, *ids):

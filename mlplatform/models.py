@@ -32,10 +32,16 @@ class BackgroundJob(models.Model):
     cancel_requested = models.BooleanField(default=False)
     peak_memory_mb = models.FloatField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="Last time the job's task was queued again "
+                                       "(first time: created).")
 
     class Meta:
         abstract = True
         ordering = ["-created", "-id"]
+
+    def files_in_use(self) -> set[str]:
+        """Names of the files this job wrote that rows point at: kept when the job's other files are removed."""
+        return set()
 
     @property
     def is_terminal(self) -> bool:

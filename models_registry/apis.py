@@ -2,9 +2,7 @@
 monitoring, and API keys (owners)."""
 from __future__ import annotations
 
-import pandas as pd
 from django.apps import apps
-from django.core.files.storage import default_storage
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -12,6 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from mlplatform import filestore
 from mlplatform.api.authentication import ApiKeyAuthentication, CachedBearerTokenAuthentication
 from mlplatform.api.base import BaseAPIView, referenced_or_400
 from mlplatform.api.permissions import CanPredict
@@ -163,7 +162,7 @@ class EvaluateApi(BaseAPIView):
         data.is_valid(raise_exception=True)
         dataset = referenced_or_400(apps.get_model("training", "Dataset").objects, data.validated_data["dataset_id"],
                                     field="dataset_id", label="Dataset")
-        frame = pd.read_parquet(default_storage.path(dataset.file))
+        frame = filestore.read_frame(dataset.file)
         services.evaluation_create(actor=self.audit_actor(), version=version, dataset=dataset, frame=frame)
         return Response(VersionDetailOutput(selectors.version_list().get(pk=version.pk)).data, status=status.HTTP_201_CREATED)
 
@@ -335,5 +334,5 @@ def batch_download(job: BatchPredictionJob):
     if job.status != "succeeded" or not job.output_file:
         return Response({"detail": f"Batch {job.pk} has no result to download (status: {job.status})."}, status=409)
     name = f"predictions-{job.version.registered_model.name}-v{job.version.version}-{job.pk}.csv"
-    return FileResponse(default_storage.open(job.output_file, "rb"), as_attachment=True, filename=name,
+    return FileResponse(filestore.open_stream(job.output_file), as_attachment=True, filename=name,
                         content_type="text/csv")

@@ -3,18 +3,19 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 
 import pyarrow.parquet as pq
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import close_old_connections
 
+from mlplatform import filestore
 from mlplatform.errors import ApplicationError
-from mlplatform.job_runtime import JobMonitor, check_job_quota, job_cancel, job_claim, job_finish
-from mlplatform.jobs import enqueue_for_current_organization
+from mlplatform.job_process import unexpected_error_message
+from mlplatform.job_runtime import (
+    JobMonitor, check_job_quota, job_cancel, job_claim, job_create, job_files_prefix, job_finish, job_finish_with_result,
+    job_run,
+)
 from mlplatform.models import JobStatus
-from tenants.accounts.services import audit_record
 from tenants.selectors import current_organization
 from training.ml.errors import JobCancelled, MLInputError
 from training.ml.predictors import NativePredictor
@@ -27,15 +28,8 @@ logger = logging.getLogger(__name__)
 MB = 1024 * 1024
 
 
-def _storage_path(folder: str, suffix: str) -> tuple[str, str]:
-    name = f"{folder}/{uuid.uuid4().hex}{suffix}"
-    path = default_storage.path(name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return name, path
-
-
-def _check_columns(version: ModelVersion, parquet_path: str, input_name: str) -> None:
-    present = set(pq.read_schema(parquet_path).names)
+def _check_columns(version: ModelVersion, source, input_name: str) -> None:
+    present = set(pq.read_schema(source).names)
     missing = [c["name"] for c in version.feature_schema if c["name"] not in present]
     if missing:
         raise ApplicationError(f"'{input_name}' lacks column(s) {', '.join(missing)} that {version} needs.",
@@ -52,24 +46,23 @@ def batch_create(*, actor: str, version: ModelVersion, dataset=None, upload=None
     if upload is not None:
         from training.ml.ingest import ingest_to_parquet
 
-        input_file, path = _storage_path("batch_inputs", ".parquet")
-        try:
-            ingest_to_parquet(upload, path, filename=os.path.basename(upload.name or "upload.csv"),
-                              max_bytes=current_organization().max_upload_mb * MB)
-            _check_columns(version, path, upload.name)
-        except BaseException:
-            if os.path.exists(path):
-                os.remove(path)
-            raise
         input_name = os.path.basename(upload.name or "upload.csv")
+        with filestore.staged(".parquet") as staging:
+            ingest_to_parquet(upload, staging, filename=input_name, max_bytes=current_organization().max_upload_mb * MB)
+            _check_columns(version, staging, input_name)
+            input_file = filestore.new_name(filestore.BATCH_INPUTS, ".parquet")
+            filestore.store(staging, input_file)
     else:
-        _check_columns(version, default_storage.path(dataset.file), dataset.name)
+        with filestore.open_parquet(dataset.file) as source:
+            _check_columns(version, source, dataset.name)
         input_name = dataset.name
-    job = BatchPredictionJob.objects.create(version=version, dataset=dataset, input_name=input_name[:255],
-                                            input_file=input_file, created_by=actor)
-    audit_record(actor=actor, action="batch_prediction_started", obj=job, detail={"version": str(version), "input": input_name})
-    enqueue_for_current_organization(run_batch_job, job.pk, label=f"batch {version}")
-    return job
+    try:
+        return job_create(BatchPredictionJob, actor=actor, task=run_batch_job, label=f"batch {version}",
+                          audit_action="batch_prediction", audit_detail={"version": str(version), "input": input_name},
+                          version=version, dataset=dataset, input_name=input_name[:255], input_file=input_file)
+    except BaseException:
+        filestore.delete(input_file)  # no job row points at it
+        raise
 
 
 def batch_cancel(*, actor: str, job: BatchPredictionJob) -> BatchPredictionJob:
@@ -78,19 +71,23 @@ def batch_cancel(*, actor: str, job: BatchPredictionJob) -> BatchPredictionJob:
 
 def run_batch(job_id: int) -> str:
     """Worker side. Returns the final status."""
-    from training.ml.batch import predict_batch
-
     if not job_claim(BatchPredictionJob, job_id):
         return "not claimed"
+    return job_run(BatchPredictionJob, job_id, lambda: _predict(job_id), audit_action="batch_prediction")
+
+
+def _predict(job_id: int) -> str:
+    from training.ml.batch import predict_batch
+
     job = BatchPredictionJob.objects.select_related("version__registered_model", "dataset").get(pk=job_id)
     monitor = JobMonitor(BatchPredictionJob, job)
     monitor.start()
-    output_name, output_path = _storage_path("batch_outputs", ".csv")
+    prefix = job_files_prefix(BatchPredictionJob, job_id)
     try:
         if job.input_file:
-            source = default_storage.path(job.input_file)
+            input_name = job.input_file
         elif job.dataset is not None:
-            source = default_storage.path(job.dataset.file)
+            input_name = job.dataset.file
         else:
             raise MLInputError("the input dataset was deleted before the job started", field="dataset_id")
         monitor.progress("loading model", 0.01)
@@ -98,14 +95,17 @@ def run_batch(job_id: int) -> str:
         version = job.version
         predictor = NativePredictor(load_pipeline_verified(version), version.problem_type, version.classes or None,
                                     [c["name"] for c in version.feature_schema], n_threads=settings.THREADS_PER_JOB)
-        with job_threads(settings.THREADS_PER_JOB):
+        output_path = filestore.staging_path(".csv", prefix=prefix)
+        with job_threads(settings.THREADS_PER_JOB), filestore.open_parquet(input_name) as source:
             result = predict_batch(
                 source, predictor, output_path, feature_schema=version.feature_schema,
                 progress=lambda done, total: monitor.progress(f"{done:,} of {total:,} rows", done / max(total, 1)),
                 check_cancel=monitor.check)
+        output_name = filestore.new_name(filestore.BATCH_OUTPUTS, ".csv", prefix=prefix)
+        filestore.store(output_path, output_name)
         monitor.stop()
-        job_finish(BatchPredictionJob, job_id, JobStatus.SUCCEEDED, monitor, audit_action="batch_prediction",
-                   progress=1.0, stage="done", output_file=output_name, rows=result["rows"])
+        job_finish_with_result(BatchPredictionJob, job_id, JobStatus.SUCCEEDED, monitor, audit_action="batch_prediction",
+                               progress=1.0, stage="done", output_file=output_name, rows=result["rows"])
         return JobStatus.SUCCEEDED
     except JobCancelled:
         monitor.stop()
@@ -120,11 +120,8 @@ def run_batch(job_id: int) -> str:
         logger.exception("batch job %s failed", job_id)
         monitor.stop()
         job_finish(BatchPredictionJob, job_id, JobStatus.FAILED, monitor, audit_action="batch_prediction", stage="failed",
-                   error=f"Unexpected error: {exc.__class__.__name__}: {exc}")
+                   error=unexpected_error_message(exc))
         return JobStatus.FAILED
     finally:
         monitor.stop()
-        if BatchPredictionJob.objects.filter(pk=job_id).values_list("status", flat=True).first() != JobStatus.SUCCEEDED:
-            if os.path.exists(output_path):
-                os.remove(output_path)
         close_old_connections()

@@ -1,6 +1,7 @@
 """Loading model files: digest and HMAC checked before any byte is deserialized, then cached in the process.
 
-A tampered file is refused (409 and an audit entry) and never loaded. The cache is keyed by schema, version
+A tampered file is refused (409 and an audit entry) and never loaded; a file encrypted under a key this
+server lacks answers 503 naming the key (mlplatform.filestore). The cache is keyed by schema, version
 and digest, so a warm request does no disk I/O and no verification work.
 """
 from __future__ import annotations
@@ -10,9 +11,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from django.core.files.storage import default_storage
 from django.db import connection
 
+from mlplatform import filestore
 from mlplatform.errors import ApplicationError
 from tenants.accounts.services import audit_record
 
@@ -44,11 +45,14 @@ _lock = threading.Lock()
 
 def _read_verified(version: ModelVersion, path: str, sha256: str, mac: str, what: str) -> bytes:
     try:
-        with default_storage.open(path, "rb") as handle:
-            data = handle.read()
+        data = filestore.read_bytes(path)
     except FileNotFoundError as exc:
         audit_record(actor="system", action="model_file_missing", obj=version, detail={"file": what})
         raise ArtifactRefused(version, f"{what} file is missing") from exc
+    except filestore.StoredFileCorrupt as exc:
+        audit_record(actor="system", action="model_file_tampered", obj=version, detail={"file": what, "encrypted": True})
+        logger.error("refused %s of %s in %s: %s", what, version, connection.schema_name, exc.message)
+        raise ArtifactRefused(version, f"{what} file failed decryption: altered or damaged") from exc
     if not verify(data, sha256=sha256, mac=mac):
         audit_record(actor="system", action="model_file_tampered", obj=version, detail={"file": what})
         logger.error("refused tampered %s of %s in %s", what, version, connection.schema_name)

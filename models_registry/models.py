@@ -52,7 +52,11 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["registered_model__name", "-version"]
-        constraints = [models.UniqueConstraint(fields=["registered_model", "version"], name="unique_version_per_model")]
+        constraints = [
+            models.UniqueConstraint(fields=["registered_model", "version"], name="unique_version_per_model"),
+            # a job delivered twice (or run twice by any mistake) can never register two versions
+            models.UniqueConstraint(fields=["job"], condition=models.Q(job__isnull=False), name="one_version_per_job"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.registered_model.name} v{self.version}"
@@ -136,3 +140,6 @@ class BatchPredictionJob(BackgroundJob):
 
     def __str__(self) -> str:
         return f"Batch {self.pk} ({self.version})"
+
+    def files_in_use(self) -> set[str]:
+        return {self.output_file} if self.status == "succeeded" and self.output_file else set()

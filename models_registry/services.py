@@ -4,18 +4,15 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import uuid
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from mlplatform import hotcache
+from mlplatform import filestore, hotcache
 from mlplatform.errors import ApplicationError
 from tenants.accounts.models import ApiKey
 
@@ -45,14 +42,18 @@ class VersionSpec:
     job_id: int | None = None
     onnx: bytes | None = None  # given only when it agreed with the native pipeline on the test split
     onnx_check: dict = field(default_factory=dict)
+    file_prefix: str = ""  # the job's (mlplatform.filestore.job_prefix), so a failed job's files are found
 
 
 def model_version_register(*, actor: str, spec: VersionSpec) -> ModelVersion:
-    """Store the signed file and the version row. The caller's transaction decides: on rollback the file goes too."""
-    stem = f"models/{uuid.uuid4().hex}"
-    path = default_storage.save(f"{stem}.skops", ContentFile(spec.artifact))
-    onnx_path = default_storage.save(f"{stem}.onnx", ContentFile(spec.onnx)) if spec.onnx else ""
+    """Store the signed files and the version row. If this fails, its files are removed; if the caller's
+    transaction rolls back afterwards, the job's clean-up removes them (they carry `spec.file_prefix`)."""
+    stem = filestore.new_name(filestore.MODELS, "", prefix=spec.file_prefix)
+    path, onnx_path = f"{stem}.skops", f"{stem}.onnx" if spec.onnx else ""
     try:
+        filestore.save_bytes(path, spec.artifact)
+        if spec.onnx:
+            filestore.save_bytes(onnx_path, spec.onnx)
         with transaction.atomic():
             registered, _ = RegisteredModel.objects.select_for_update().get_or_create(
                 name=spec.model_name, defaults={"created_by": actor})
@@ -69,10 +70,9 @@ def model_version_register(*, actor: str, spec: VersionSpec) -> ModelVersion:
             )
             audit_record(actor=actor, action="model_version_registered", obj=version,
                          detail={"algorithm": spec.algorithm, "job": spec.job_id})
-    except Exception:
+    except BaseException:
         for stored in (path, onnx_path):
-            if stored:
-                default_storage.delete(stored)
+            filestore.delete(stored)
         raise
     return version
 

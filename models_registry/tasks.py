@@ -10,9 +10,10 @@ def run_batch_job(job_id: int) -> str:
 
 
 @housekeeping_hook
-def reap_lost_batch_jobs() -> None:
-    from mlplatform.job_runtime import reap_lost_jobs
+def batch_job_housekeeping() -> None:
+    """Lost running batches failed, stranded queued ones queued again."""
+    from mlplatform.job_runtime import job_housekeeping
 
     from .models import BatchPredictionJob
 
-    reap_lost_jobs(BatchPredictionJob, audit_action="batch_prediction")
+    job_housekeeping(BatchPredictionJob, run_batch_job, audit_action="batch_prediction")

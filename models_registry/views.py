@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from mlplatform import filestore
 from mlplatform.errors import ApplicationError
 from mlplatform.pages import has_role, member_required
 from training.ml.errors import MLInputError
@@ -104,9 +105,6 @@ def evaluate_view(request, version_id: int):
     """Evaluate the version on a labelled dataset (the page form; the API has the same service)."""
     version = get_object_or_404(ModelVersion.objects.select_related("registered_model"), pk=version_id)
     from django.apps import apps
-    from django.core.files.storage import default_storage
-
-    import pandas as pd
 
     dataset = apps.get_model("training", "Dataset").objects.filter(pk=request.POST.get("dataset_id") or 0).first()
     if dataset is None:
@@ -114,7 +112,7 @@ def evaluate_view(request, version_id: int):
     else:
         try:
             services.evaluation_create(actor=request.user.username, version=version, dataset=dataset,
-                                       frame=pd.read_parquet(default_storage.path(dataset.file)))
+                                       frame=filestore.read_frame(dataset.file))
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:

@@ -1,12 +1,17 @@
 """Organizations and their domains: the public schema's view of who the tenants are."""
 from __future__ import annotations
 
-from django.core.validators import RegexValidator
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
 SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
 RESERVED_SLUGS = {"public", "www", "admin", "api", "static", "pg_catalog", "information_schema"}
+
+
+def default_job_memory_mb() -> int:
+    return settings.JOB_MEMORY_LIMIT_MB
 
 
 class Organization(TenantMixin):
@@ -22,6 +27,9 @@ class Organization(TenantMixin):
     max_concurrent_jobs = models.PositiveIntegerField(default=2, help_text="Training and batch jobs running or queued at once.")
     storage_quota_mb = models.PositiveIntegerField(default=5 * 1024, help_text="Total size of datasets and model files.")
     max_upload_mb = models.PositiveIntegerField(default=200, help_text="Largest single dataset upload.")
+    max_job_memory_mb = models.PositiveIntegerField(
+        default=default_job_memory_mb, validators=[MinValueValidator(64)],
+        help_text="Memory one job (training, AutoML, batch prediction) may use, in MB; past it the job fails.")
 
     auto_create_schema = True
     auto_drop_schema = False

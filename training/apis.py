@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from mlplatform import filestore
 from mlplatform.api.base import BaseAPIView, referenced_or_400
 
 from . import selectors, services
@@ -63,14 +64,13 @@ class DatasetPreviewApi(BaseAPIView):
     def get(self, request, dataset_id: int):
         from training.ml.profile import preview_parquet
 
-        from .storage import absolute_path
-
         dataset = get_object_or_404(Dataset, pk=dataset_id)
         try:
             n = min(200, max(1, int(request.query_params.get("n", 20))))
         except ValueError:
             return Response({"detail": "n must be an integer", "errors": {"n": ["must be an integer"]}}, status=400)
-        return Response(preview_parquet(absolute_path(dataset.file), n=n))
+        with filestore.open_parquet(dataset.file) as source:
+            return Response(preview_parquet(source, n=n))
 
 
 class JobOutput(serializers.Serializer):

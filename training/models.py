@@ -54,3 +54,9 @@ class TrainingJob(BackgroundJob):
 
     def __str__(self) -> str:
         return f"Job {self.pk} ({self.model_name})"
+
+    def files_in_use(self) -> set[str]:
+        from models_registry.models import ModelVersion
+
+        files = ModelVersion.objects.filter(job_id=self.pk).values_list("artifact", "onnx_artifact")
+        return {name for pair in files for name in pair if name}

@@ -9,8 +9,11 @@ from typing import Any
 
 from django.db import close_old_connections, transaction
 
-from mlplatform.job_runtime import JobMonitor, job_claim, job_finish
-from mlplatform.job_runtime import reap_lost_jobs as reap_lost_training_jobs
+from mlplatform.errors import ApplicationError
+from mlplatform.job_process import unexpected_error_message
+from mlplatform.job_runtime import (
+    JobMonitor, job_claim, job_files_prefix, job_finish, job_finish_with_result, job_housekeeping, job_run,
+)
 from models_registry.services import VersionSpec, model_version_register
 from training.ml.artifacts import dump_pipeline
 from training.ml.automl import AutoMLConfig, run_automl
@@ -48,9 +51,14 @@ JOB_KINDS: dict[str, JobKind] = {
 
 
 def run_training_job(job_id: int) -> str:
-    """Run one job inside the current organization's schema. Returns its final status."""
+    """Run one job inside the current organization's schema (in a child process under the organization's
+    memory limit, when called by a worker). Returns its final status."""
     if not job_claim(TrainingJob, job_id):
         return "not claimed (cancelled or taken by another worker)"
+    return job_run(TrainingJob, job_id, lambda: _train(job_id), audit_action="training")
+
+
+def _train(job_id: int) -> str:
     job = TrainingJob.objects.select_related("dataset").get(pk=job_id)
     kind = JOB_KINDS[job.kind]
     config = kind.config.from_dict(job.config)
@@ -58,7 +66,6 @@ def run_training_job(job_id: int) -> str:
     monitor.start()
     versions = library_versions()
     TrainingJob.objects.filter(pk=job_id).update(library_versions=versions)
-    artifact_path = None
     try:
         if job.dataset is None:
             raise MLInputError("the dataset of this job was deleted before it started", field="dataset")
@@ -69,6 +76,7 @@ def run_training_job(job_id: int) -> str:
         monitor.log(f"dataset '{job.dataset.name}': {len(frame):,} rows, {frame.shape[1]} columns used")
         with job_threads(config.n_threads), interruptible(monitor.check):
             result = kind.run(frame, config, progress=monitor.progress)
+        del frame
         cancelled = getattr(result, "cancelled", False)  # AutoML asked to keep its best model when cancelled
         step = monitor.log if cancelled else (lambda stage: monitor.progress(stage, 0.99))
         for note in result.notes:
@@ -91,13 +99,13 @@ def run_training_job(job_id: int) -> str:
                 cv={"metric": result.metric, "mean": summary["cv_mean"], "std": summary["cv_std"],
                     "folds": config.cv_folds, "greater_is_better": result.greater_is_better},
                 feature_schema=summary["feature_schema"], importance=summary["importance"], library_versions=versions,
-                dataset_id=job.dataset_id, job_id=job.pk, onnx=onnx_bytes, onnx_check=onnx_check))
-            artifact_path = version.artifact
+                dataset_id=job.dataset_id, job_id=job.pk, onnx=onnx_bytes, onnx_check=onnx_check,
+                file_prefix=job_files_prefix(TrainingJob, job.pk)))
             monitor.stop()
             status = JobStatus.CANCELLED if cancelled else JobStatus.SUCCEEDED
-            finish(job_id, status, monitor, progress=1.0, model_version=version,
-                   stage="cancelled: the best model so far was registered" if cancelled else "done",
-                   result={k: v for k, v in summary.items() if k not in ("feature_schema",)})
+            job_finish_with_result(TrainingJob, job_id, status, monitor, audit_action="training", progress=1.0,
+                                   model_version=version, result={k: v for k, v in summary.items() if k != "feature_schema"},
+                                   stage="cancelled: the best model so far was registered" if cancelled else "done")
         return status
     except JobCancelled:
         monitor.stop()
@@ -108,19 +116,15 @@ def run_training_job(job_id: int) -> str:
         finish(job_id, JobStatus.FAILED, monitor, stage="time limit exceeded",
                error=f"The job exceeded its time limit of {monitor.time_limit_s:g} s.")
         return JobStatus.FAILED
-    except MLInputError as exc:
+    except (MLInputError, ApplicationError) as exc:
         monitor.stop()
         finish(job_id, JobStatus.FAILED, monitor, stage="failed", error=exc.message)
         return JobStatus.FAILED
     except Exception as exc:
         logger.exception("training job %s failed", job_id)
         monitor.stop()
-        if artifact_path:
-            from django.core.files.storage import default_storage
-
-            default_storage.delete(artifact_path)
         monitor.log(traceback.format_exc(limit=5))
-        finish(job_id, JobStatus.FAILED, monitor, stage="failed", error=f"Unexpected error: {exc.__class__.__name__}: {exc}")
+        finish(job_id, JobStatus.FAILED, monitor, stage="failed", error=unexpected_error_message(exc))
         return JobStatus.FAILED
     finally:
         monitor.stop()
@@ -151,5 +155,7 @@ def finish(job_id: int, status: str, monitor: JobMonitor, **fields) -> None:
     job_finish(TrainingJob, job_id, status, monitor, audit_action="training", **fields)
 
 
-def reap_lost_jobs() -> int:
-    return reap_lost_training_jobs(TrainingJob, audit_action="training")
+def housekeeping() -> None:
+    from .tasks import run_training_job as task
+
+    job_housekeeping(TrainingJob, task, audit_action="training")

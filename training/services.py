@@ -9,9 +9,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from mlplatform import filestore
 from mlplatform.errors import ApplicationError
-from mlplatform.job_runtime import check_job_quota, job_cancel
-from mlplatform.jobs import enqueue_for_current_organization
+from mlplatform.job_runtime import check_job_quota, job_cancel, job_create
 from tenants.accounts.services import audit_record
 from tenants.selectors import current_organization
 from training.ml.automl import AutoMLConfig
@@ -53,15 +53,17 @@ def dataset_create(*, actor: str, file, name: str = "") -> Dataset:
     """Validate, convert to Parquet and profile an upload. On any error nothing is stored."""
     filename = os.path.basename(getattr(file, "name", "") or "upload")
     _check_quota(getattr(file, "size", 0) or 0)
-    stored_name, path = storage.new_dataset_path()
+    stored_name = ""
     try:
-        if hasattr(file, "seek"):
-            file.seek(0)
-        result = ingest_to_parquet(file, path, filename=filename, max_bytes=upload_limit_bytes(),
-                                   max_columns=settings.DATASET_MAX_COLUMNS)
-        profile = profile_parquet(path)
-        stored = os.path.getsize(path)
-        _check_quota(stored)
+        with filestore.staged(".parquet") as staging:
+            if hasattr(file, "seek"):
+                file.seek(0)
+            result = ingest_to_parquet(file, staging, filename=filename, max_bytes=upload_limit_bytes(),
+                                       max_columns=settings.DATASET_MAX_COLUMNS)
+            profile = profile_parquet(staging)
+            _check_quota(os.path.getsize(staging))
+            stored_name = storage.new_dataset_name()
+            stored = filestore.store(staging, stored_name)
         with transaction.atomic():
             dataset = Dataset.objects.create(
                 name=(name or os.path.splitext(filename)[0])[:200], original_filename=filename[:255], file=stored_name,
@@ -72,8 +74,7 @@ def dataset_create(*, actor: str, file, name: str = "") -> Dataset:
             audit_record(actor=actor, action="dataset_uploaded", obj=dataset,
                          detail={"rows": result.rows, "columns": len(result.columns), "file": filename})
     except BaseException:
-        if os.path.exists(path):
-            os.remove(path)
+        filestore.delete(stored_name)
         raise
     return dataset
 
@@ -91,15 +92,15 @@ def dataset_delete(*, actor: str, dataset: Dataset) -> None:
     if active:
         raise ApplicationError(f"Dataset '{dataset.name}' is used by unfinished job(s) {', '.join(map(str, active))}; "
                                "cancel them or wait for them to finish.", status=409, extra={"jobs": active})
-    path = storage.absolute_path(dataset.file)
+    name = dataset.file
     with transaction.atomic():
         audit_record(actor=actor, action="dataset_deleted", obj=dataset, detail={"rows": dataset.rows})
         dataset.delete()
-        transaction.on_commit(lambda: os.path.exists(path) and os.remove(path))
+        transaction.on_commit(lambda: filestore.delete(name))
 
 
 def dataset_frame(dataset: Dataset, columns: list[str] | None = None) -> pd.DataFrame:
-    return pd.read_parquet(storage.absolute_path(dataset.file), columns=columns)
+    return filestore.read_frame(dataset.file, columns=columns)
 
 
 # --- Training jobs ---------------------------------------------------------------
@@ -148,14 +149,11 @@ def training_job_create(*, actor: str, dataset: Dataset, model_name: str, settin
     needed = [c for c in (settings_in.get("features") or dataset.column_names) if c in dataset.column_names]
     frame = dataset_frame(dataset, columns=sorted(set(needed) | {target}))
     kind, config, notes = _job_config(settings_in, frame)
-    job = TrainingJob.objects.create(
+    return job_create(
+        TrainingJob, actor=actor, task=run_training_job, label=f"train {model_name}", audit_action="training",
+        audit_detail={"dataset": dataset.name, "kind": kind, "algorithm": getattr(config, "algorithm", "auto")},
         kind=kind, dataset=dataset, dataset_name=dataset.name, model_name=model_name[:200], config=config.as_dict(),
-        created_by=actor, log=[[timezone.now().isoformat(), n] for n in notes],
-    )
-    audit_record(actor=actor, action="training_started", obj=job,
-                 detail={"dataset": dataset.name, "kind": kind, "algorithm": getattr(config, "algorithm", "auto")})
-    enqueue_for_current_organization(run_training_job, job.pk, label=f"train {model_name}")
-    return job
+        log=[[timezone.now().isoformat(), n] for n in notes])
 
 
 def training_job_cancel(*, actor: str, job: TrainingJob) -> TrainingJob:

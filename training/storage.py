@@ -1,25 +1,16 @@
-"""Where an organization's files live: its own folder under MEDIA_ROOT (TenantFileSystemStorage), never a public URL."""
+"""Where an organization's dataset files go, and how much room its files take. Every read and write goes
+through `mlplatform.filestore` (the organization's own folder, encryption at rest, atomic writes)."""
 from __future__ import annotations
 
-import os
-import uuid
-
-from django.core.files.storage import default_storage
 from django.db.models import Sum
+
+from mlplatform import filestore
 
 MB = 1024 * 1024
 
 
-def new_dataset_path() -> tuple[str, str]:
-    """(name in storage, absolute path) for a new Parquet file of the current organization."""
-    name = f"datasets/{uuid.uuid4().hex}.parquet"
-    path = default_storage.path(name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return name, path
-
-
-def absolute_path(name: str) -> str:
-    return default_storage.path(name)
+def new_dataset_name() -> str:
+    return filestore.new_name(filestore.DATASETS, ".parquet")
 
 
 def storage_used_bytes() -> int:

@@ -10,7 +10,8 @@ def run_training_job(job_id: int) -> str:
 
 
 @housekeeping_hook
-def reap_lost_jobs() -> None:
-    from .runner import reap_lost_jobs as reap
+def training_job_housekeeping() -> None:
+    """Lost running jobs failed, stranded queued jobs queued again."""
+    from .runner import housekeeping
 
-    reap()
+    housekeeping()

@@ -6,6 +6,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from mlplatform import filestore
 from mlplatform.errors import ApplicationError
 from mlplatform.pages import has_role, member_required
 from training.ml.errors import MLInputError
@@ -14,7 +15,6 @@ from training.ml.profile import preview_parquet
 from . import charts, selectors, services
 from .forms import DatasetUploadForm, TrainingJobForm
 from .models import Dataset, TrainingJob
-from .storage import absolute_path
 
 
 @member_required("viewer")
@@ -44,8 +44,10 @@ def dataset_detail_view(request, dataset_id: int):
     dataset = get_object_or_404(Dataset, pk=dataset_id)
     columns = [{**c, "chart": charts.column_histogram(c), "chart_id": f"hist-{i}"}
                for i, c in enumerate(dataset.profile.get("columns", []))]
+    with filestore.open_parquet(dataset.file) as source:
+        preview = preview_parquet(source, n=20)
     return render(request, "training/dataset_detail.html", {
-        "dataset": dataset, "columns": columns, "preview": preview_parquet(absolute_path(dataset.file), n=20),
+        "dataset": dataset, "columns": columns, "preview": preview,
         "jobs": selectors.job_list(dataset_id=dataset.pk)[:20],
     })
 

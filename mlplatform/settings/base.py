@@ -76,6 +76,7 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
+    "mlplatform.unavailable.UnavailableMiddleware",  # first: a database outage anywhere becomes a 503
     "tenants.middleware.OrganizationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -127,6 +128,7 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "platform_cache"}}
+CACHES["default"]["KEY_PREFIX"] = os.environ.get("CACHE_KEY_PREFIX", "")
 CACHES["default"]["KEY_FUNCTION"] = "django_tenants.cache.make_key"
 CACHES["default"]["REVERSE_KEY_FUNCTION"] = "django_tenants.cache.reverse_key"
 
@@ -201,9 +203,13 @@ WORKER_PROCESSES = max(1, env_int("WORKER_PROCESSES", max(1, PLATFORM_CORES // 2
 THREADS_PER_JOB = max(1, PLATFORM_CORES // WORKER_PROCESSES)
 JOB_TIMEOUT_SECONDS = env_int("JOB_TIMEOUT_SECONDS", 6 * 3600)
 JOB_HEARTBEAT_STALE_SECONDS = env_int("JOB_HEARTBEAT_STALE_SECONDS", 120)
+# A queued job that no worker started this long after it was queued is queued again (its task was lost).
+JOB_REQUEUE_AFTER_SECONDS = env_int("JOB_REQUEUE_AFTER_SECONDS", 300)
+# Memory one job may use (MB), for organizations created from now on; each organization's plan can change it.
+JOB_MEMORY_LIMIT_MB = env_int("JOB_MEMORY_LIMIT_MB", 4096)
 
 Q_CLUSTER = {
-    "name": "mlplatform",
+    "name": os.environ.get("Q_CLUSTER_NAME", "mlplatform"),  # also the Redis broker's key prefix
     "workers": WORKER_PROCESSES,
     "timeout": JOB_TIMEOUT_SECONDS,
     "retry": JOB_TIMEOUT_SECONDS + 600,
@@ -245,6 +251,29 @@ DATASET_MAX_COLUMNS = env_int("DATASET_MAX_COLUMNS", 1000)
 # key generated once under .data/ (production.py requires the variable).
 MODEL_SIGNING_KEY = os.environ.get("MODEL_SIGNING_KEY", "")
 MODEL_SIGNING_KEY_FILE = BASE_DIR / ".data" / "model-signing.key"
+# Encryption at rest of model files, ONNX files, datasets and batch files (mlplatform/filestore.py): a key of
+# 32 random bytes in base64 (`manage.py rotate_storage_key --generate-key`). Old keys, comma-separated, keep
+# files written under them readable until `manage.py rotate_storage_key` has re-encrypted them.
+STORAGE_ENCRYPTION_KEY = os.environ.get("STORAGE_ENCRYPTION_KEY", "").strip()
+STORAGE_ENCRYPTION_OLD_KEYS = [k.strip() for k in os.environ.get("STORAGE_ENCRYPTION_OLD_KEYS", "").split(",") if k.strip()]
+
+
+def check_storage_keys(current: str, old: list[str]) -> None:
+    """Refuse to start with a malformed key rather than fail at the first file."""
+    from mlplatform.encryption import parse_key
+
+    try:
+        if current:
+            parse_key(current, name="STORAGE_ENCRYPTION_KEY")
+        for text in old:
+            parse_key(text, name="STORAGE_ENCRYPTION_OLD_KEYS")
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+
+
+check_storage_keys(STORAGE_ENCRYPTION_KEY, STORAGE_ENCRYPTION_OLD_KEYS)
+# Work files under an organization's tmp/ older than this were left by a process that died: removed.
+STORAGE_TEMP_MAX_AGE_SECONDS = env_int("STORAGE_TEMP_MAX_AGE_SECONDS", 24 * 3600)
 
 # Native libraries read these when they load: cap their threads to what one job may use.
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS_PER_JOB))

@@ -10,3 +10,6 @@ TEST_RUN_ID = os.environ.setdefault("TEST_RUN_ID", str(os.getpid()))
 DATABASES["default"]["TEST"] = {"NAME": f"test_mlplatform_{TEST_RUN_ID}"}  # noqa: F405
 MEDIA_ROOT = BASE_DIR / ".data" / "test-media" / TEST_RUN_ID  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# A worker started with REDIS_URL (the Redis broker test) keeps this run's queue and cache keys to itself.
+Q_CLUSTER["name"] = os.environ.get("Q_CLUSTER_NAME", f"mlplatform-test-{TEST_RUN_ID}")  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = f"test-{TEST_RUN_ID}"  # noqa: F405

@@ -95,3 +95,41 @@ def test_stored_files_do_not_cross_organizations(acme, globex):
         assert default_storage.path(name) != acme_path
     with schema_context(acme.schema):
         default_storage.delete(name)
+
+
+def test_the_platform_admin_sets_an_organizations_memory_per_job(acme):
+    from django.contrib.auth import get_user_model
+
+    from tenants.models import Domain, Organization
+
+    admin_user = get_user_model().objects.create_superuser("platform-admin", "", "platform-pass-123")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(admin_user)
+    org = Organization.objects.get(schema_name=acme.schema)
+    url = f"/admin/tenants/organization/{org.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200 and b'name="max_job_memory_mb"' in page.content
+    assert f'value="{org.max_job_memory_mb}"'.encode() in page.content
+
+    domains = list(Domain.objects.filter(tenant=org))
+    form = {"name": org.name, "slug": org.slug, "max_concurrent_jobs": org.max_concurrent_jobs,
+            "storage_quota_mb": org.storage_quota_mb, "max_upload_mb": org.max_upload_mb,
+            "domains-TOTAL_FORMS": len(domains), "domains-INITIAL_FORMS": len(domains),
+            "domains-MIN_NUM_FORMS": 0, "domains-MAX_NUM_FORMS": 1000}
+    for i, domain in enumerate(domains):
+        form |= {f"domains-{i}-id": domain.pk, f"domains-{i}-tenant": org.pk, f"domains-{i}-domain": domain.domain,
+                 f"domains-{i}-is_primary": "on" if domain.is_primary else ""}
+
+    too_small = client.post(url, {**form, "max_job_memory_mb": 10})
+    assert too_small.status_code == 200 and b"greater than or equal to 64" in too_small.content
+    saved = client.post(url, {**form, "max_job_memory_mb": 1536})
+    assert saved.status_code == 302, saved.content.decode()[:3000]
+    org.refresh_from_db()
+    assert org.max_job_memory_mb == 1536
+
+
+def test_a_new_organization_gets_the_memory_limit_from_the_settings(settings):
+    from tenants.models import Organization
+
+    settings.JOB_MEMORY_LIMIT_MB = 777
+    assert Organization(name="x", slug="x", schema_name="x").max_job_memory_mb == 777

@@ -12,7 +12,8 @@ from models_registry.models import ModelVersion
 from models_registry.signing import verify
 from training.ml.artifacts import load_pipeline
 from training.models import TrainingJob
-from training.runner import reap_lost_jobs, run_training_job
+from mlplatform.job_runtime import reap_lost_jobs
+from training.runner import run_training_job
 
 from .conftest import csv_bytes, table, upload
 
@@ -91,6 +92,6 @@ def test_job_whose_worker_died_is_marked_failed(acme, committed_dataset):
         job = TrainingJob.objects.create(dataset_id=committed_dataset["id"], dataset_name="runner-data", model_name="lost",
                                          status="running", created_by="editor", started_at=timezone.now(),
                                          heartbeat_at=timezone.now() - timedelta(minutes=10))
-        assert reap_lost_jobs() >= 1
+        assert reap_lost_jobs(TrainingJob, audit_action="training") >= 1
         job.refresh_from_db()
         assert job.status == "failed" and job.error.startswith("Worker lost")

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
@@ -36,23 +37,38 @@ def database_url_for_subprocess() -> str:
     return f"postgresql://{auth}@{host}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
-@pytest.fixture(scope="module")
-def qcluster(orgs, tmp_path_factory):
-    """One `manage.py qcluster` for the module. It needs no database access from here: the session fixtures
-    have created the test database and the organizations, and each test commits its own data (`committed`)."""
-    output = tmp_path_factory.mktemp("qcluster") / "output.log"
-    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "DJANGO_SETTINGS_MODULE": "mlplatform.settings.test"}
-    with open(output, "wb") as out:  # a file, not a pipe: nobody reads a pipe while the tests run, and a full one blocks the worker
+def start_qcluster(log: Path, **env: str) -> subprocess.Popen:
+    """`manage.py qcluster` on the test database, in a process group of its own (so a test can kill the
+    whole cluster, workers and job processes included), its output in `log` (`proc.output()` shows the end)."""
+    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "DJANGO_SETTINGS_MODULE": "mlplatform.settings.test",
+           **env}
+    with open(log, "ab") as out:  # a file, not a pipe: nobody reads a pipe while the tests run, and a full one blocks the worker
         proc = subprocess.Popen([sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    proc.output = lambda: output.read_text(errors="replace")[-3000:]
-    yield proc
+    proc.output = lambda: log.read_text(errors="replace")[-3000:]
+    return proc
+
+
+def stop_qcluster(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def qcluster(orgs, tmp_path_factory):
+    """One `manage.py qcluster` for the module. It needs no database access from here: the session fixtures
+    have created the test database and the organizations, and each test commits its own data (`committed`)."""
+    proc = start_qcluster(tmp_path_factory.mktemp("qcluster") / "output.log")
+    yield proc
+    stop_qcluster(proc)
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):

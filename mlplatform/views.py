@@ -35,6 +35,19 @@ def healthz(request):
     return JsonResponse({"status": "ok" if ok else "degraded", "database": database, "worker": worker}, status=200 if ok else 503)
 
 
+def error_400(request, exception=None):
+    """A request Django refused before any view (a body too large, too many fields, a bad host header...):
+    JSON for the API, a page otherwise, with the status the problem deserves (413 for a body too large)."""
+    from mlplatform.api.errors import body_refusal
+
+    refusal = body_refusal(exception) if exception is not None else None
+    status = refusal.status if refusal else 400
+    reason = refusal.message if refusal else "The request could not be read."
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"detail": reason}, status=status)
+    return render(request, "errors/400.html", {"reason": reason}, status=status)
+
+
 def error_404(request, exception=None):
     return render(request, "errors/404.html", status=404)
 

@@ -9,10 +9,10 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from mlplatform.api.authentication import ApiKeyAuthentication, CachedBearerTokenAuthentication
+from mlplatform.api.serializers import InputSerializer
 from mlplatform.api.base import BaseAPIView, referenced_or_400
 from mlplatform.api.permissions import CanPredict
 from rest_framework.authentication import SessionAuthentication
@@ -92,7 +92,7 @@ class RegisteredModelListApi(BaseAPIView):
         return Response(RegisteredModelOutput(selectors.registered_model_list(), many=True).data)
 
 
-class AliasInput(serializers.Serializer):
+class AliasInput(InputSerializer):
     alias = serializers.CharField(max_length=60, default="production")
 
 
@@ -153,7 +153,7 @@ class DeploymentPredictApi(_PredictBase):
 
 
 class EvaluateApi(BaseAPIView):
-    class EvaluateInput(serializers.Serializer):
+    class EvaluateInput(InputSerializer):
         dataset_id = serializers.IntegerField()
 
     @extend_schema(request=EvaluateInput, responses={201: VersionDetailOutput})
@@ -171,7 +171,7 @@ class EvaluateApi(BaseAPIView):
 class CompareApi(BaseAPIView):
     required_role = "viewer"  # reads only
 
-    class CompareInput(serializers.Serializer):
+    class CompareInput(InputSerializer):
         model_ids = serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=20)
 
     @extend_schema(request=CompareInput, responses={200: inline_serializer("Comparison", {
@@ -216,7 +216,7 @@ class ApiKeyListApi(BaseAPIView):
     read_role = "owner"
     required_role = "owner"
 
-    class ApiKeyCreateInput(serializers.Serializer):
+    class ApiKeyCreateInput(InputSerializer):
         name = serializers.CharField(max_length=100)
         model_ids = serializers.ListField(child=serializers.IntegerField(), min_length=1,
                                           help_text="ids of registered models the key may predict with")
@@ -274,9 +274,7 @@ class BatchJobOutput(serializers.Serializer):
 
 
 class BatchPredictListApi(BaseAPIView):
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
-
-    class BatchPredictInput(serializers.Serializer):
+    class BatchPredictInput(InputSerializer):
         model_version_id = serializers.IntegerField(required=False, help_text="a model version, or")
         model_name = serializers.CharField(required=False, help_text="a registered model: its production version")
         dataset_id = serializers.IntegerField(required=False, help_text="a stored dataset, or")

@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from mlplatform.api.serializers import InputSerializer
 from mlplatform.api.base import BaseAPIView, referenced_or_400
 
 from . import selectors, services
@@ -28,7 +29,7 @@ class DatasetDetailOutput(DatasetOutput):
 class DatasetListApi(BaseAPIView):
     parser_classes = [MultiPartParser, FormParser]
 
-    class DatasetUploadInput(serializers.Serializer):
+    class DatasetUploadInput(InputSerializer):
         file = serializers.FileField(help_text="CSV (any common delimiter; UTF-8, UTF-8 with BOM or Latin-1) or Parquet.")
         name = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
@@ -102,7 +103,7 @@ class JobDetailOutput(JobOutput):
 
 
 class TrainingStartApi(BaseAPIView):
-    class TrainingStartInput(serializers.Serializer):
+    class TrainingStartInput(InputSerializer):
         dataset_id = serializers.IntegerField()
         target = serializers.CharField(max_length=200)
         model_name = serializers.CharField(max_length=200)
@@ -179,7 +180,7 @@ class SuggestionsApi(BaseAPIView):
 
     required_role = "viewer"  # reads only
 
-    class SuggestionsInput(serializers.Serializer):
+    class SuggestionsInput(InputSerializer):
         dataset_id = serializers.IntegerField()
         target = serializers.CharField(max_length=200)
 

@@ -161,7 +161,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
-DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+# Every request body that is not a file (JSON, form fields) is at most this large: a larger one is a 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_BODY_MB", 20) * 1024 * 1024
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 32)  # nested arrays and objects in a JSON body
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 LANGUAGE_CODE = "en-us"
@@ -176,6 +178,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["mlplatform.api.permissions.IsMember"],
+    "DEFAULT_PARSER_CLASSES": [  # JSON with size, depth and text limits (mlplatform/api/parsers.py)
+        "mlplatform.api.parsers.JSONBodyParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "mlplatform.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",

@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from mlplatform.api.serializers import InputSerializer
 from mlplatform.api.base import BaseAPIView
 from mlplatform.pages import client_ip
 
@@ -30,7 +31,7 @@ class TokenApi(BaseAPIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    class TokenInput(serializers.Serializer):
+    class TokenInput(InputSerializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=256, style={"input_type": "password"})
 
@@ -62,7 +63,7 @@ class MemberListApi(BaseAPIView):
     read_role = "owner"
     required_role = "owner"
 
-    class MemberListInput(serializers.Serializer):
+    class MemberListInput(InputSerializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=256, write_only=True)
         email = serializers.EmailField(required=False, default="")
@@ -84,7 +85,7 @@ class MemberDetailApi(BaseAPIView):
     read_role = "owner"
     required_role = "owner"
 
-    class MemberDetailInput(serializers.Serializer):
+    class MemberDetailInput(InputSerializer):
         role = serializers.ChoiceField(choices=Role.choices, required=False)
         is_active = serializers.BooleanField(required=False)
 

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from mlplatform.api.serializers import InputSerializer
 from mlplatform.api.base import BaseAPIView
-from mlplatform.pages import client_ip
+from mlplatform.client_address import client_address
 
 from . import selectors, services
 from .models import Role
@@ -18,7 +18,7 @@ from .models import Role
 class MemberOutput(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.CharField(help_text="an email address, or empty when none was given")
     role = serializers.CharField(source="membership.role")
     is_active = serializers.BooleanField()
     date_joined = serializers.DateTimeField()
@@ -40,7 +40,7 @@ class TokenApi(BaseAPIView):
     def post(self, request):
         data = self.TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_sign_in(request=request, ip_address=client_ip(request), **data.validated_data)
+        user = services.user_sign_in(request=request, ip_address=client_address(request), **data.validated_data)
         token = services.token_for(user)
         return Response({"token": token.key, "organization": request.tenant.slug, "role": user.membership.role})
 
@@ -66,7 +66,7 @@ class MemberListApi(BaseAPIView):
     class MemberListInput(InputSerializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=256, write_only=True)
-        email = serializers.EmailField(required=False, default="")
+        email = serializers.EmailField(required=False, default="", allow_blank=True)
         role = serializers.ChoiceField(choices=Role.choices)
 
     @extend_schema(responses={200: MemberOutput(many=True)})

@@ -1,7 +1,7 @@
 """Organizations and their domains: the public schema's view of who the tenants are."""
 from __future__ import annotations
 
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -22,6 +22,14 @@ class Organization(TenantMixin):
     max_concurrent_jobs = models.PositiveIntegerField(default=2, help_text="Training and batch jobs running or queued at once.")
     storage_quota_mb = models.PositiveIntegerField(default=5 * 1024, help_text="Total size of datasets and model files.")
     max_upload_mb = models.PositiveIntegerField(default=200, help_text="Largest single dataset upload.")
+    # API rate limits (mlplatform/api/throttling.py): per member and per API key. The defaults stop a runaway
+    # integration within a second of a burst and are never met by hundreds of requests a minute.
+    api_rate_per_minute = models.PositiveIntegerField(
+        default=1200, validators=[MinValueValidator(1)],
+        help_text="API requests per minute for each member and each API key, sustained.")
+    api_burst = models.PositiveIntegerField(
+        default=600, validators=[MinValueValidator(1)],
+        help_text="API requests each member or API key may send at once, above the sustained rate.")
 
     auto_create_schema = True
     auto_drop_schema = False

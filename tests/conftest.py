@@ -117,8 +117,10 @@ def _back_to_public_schema():
 def _fresh_hot_caches():
     """The prediction caches hold rows a rolled-back test wrote: each test starts without them."""
     from mlplatform import hotcache
+    from mlplatform.api.throttling import process_store
 
     hotcache.forget_everything()
+    process_store.clear()  # each test starts with every caller's full API budget
     yield
 
 

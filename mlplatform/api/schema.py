@@ -4,7 +4,6 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 class TokenScheme(OpenApiAuthenticationExtension):
     target_class = "mlplatform.api.authentication.BearerTokenAuthentication"
-    match_subclasses = True  # and its cached variant on the prediction endpoints
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema):

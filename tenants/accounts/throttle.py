@@ -16,7 +16,7 @@ Each lockout and its end are written to the audit log.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -113,6 +113,16 @@ def reserve(*, username: str, address: str | None) -> Reservation:
             raise _refused(scope, username, locked_until)
         reservation.keys[scope] = (key, attempts)
     return reservation
+
+
+def prune() -> int:
+    """Delete the counters of keys quiet for a day and not locked (run every minute by housekeeping)."""
+    from django.db.models import Q
+
+    cutoff = timezone.now() - timedelta(seconds=QUIET_DAY_S)
+    deleted, _ = SignInThrottle.objects.filter(Q(locked_until__isnull=True) | Q(locked_until__lt=cutoff),
+                                               updated__lt=cutoff).delete()
+    return deleted
 
 
 def _refused(scope: Scope, username: str, locked_until: datetime | None) -> ApplicationError:

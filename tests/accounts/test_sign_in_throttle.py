@@ -124,3 +124,15 @@ def test_forwarded_headers_are_ignored_unless_the_peer_is_a_trusted_proxy(settin
     assert client_address(_request("10.0.0.2", "garbage, 10.0.0.7")) == "10.0.0.7"
     assert client_address(_request("10.0.0.2")) == "10.0.0.2"
     assert client_address(_request("::ffff:203.0.113.5")) == "203.0.113.5"
+
+
+@pytestmark_db
+def test_housekeeping_forgets_counters_quiet_for_a_day(acme):
+    from tenants.accounts.throttle import prune
+
+    with schema_context(acme.schema):
+        old, fresh = timezone.now() - timedelta(days=2), timezone.now()
+        SignInThrottle.objects.create(key="address:192.0.2.1", attempts=3, updated=old)
+        SignInThrottle.objects.create(key="address:192.0.2.2", attempts=3, updated=fresh)
+        assert prune() == 1
+        assert list(SignInThrottle.objects.values_list("key", flat=True)) == ["address:192.0.2.2"]

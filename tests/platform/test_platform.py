@@ -95,3 +95,34 @@ def test_stored_files_do_not_cross_organizations(acme, globex):
         assert default_storage.path(name) != acme_path
     with schema_context(acme.schema):
         default_storage.delete(name)
+
+
+def test_migrating_alone_makes_the_cache_table_and_sign_in_never_needs_it(acme, committed):
+    """Schemas migrated without setup_platform (the usual django-tenants step) give a working platform."""
+    from django.conf import settings
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.db import connection
+
+    table = settings.CACHES["default"]["LOCATION"]
+    if "DatabaseCache" not in settings.CACHES["default"]["BACKEND"]:
+        pytest.skip("the cache is not the database here")
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP TABLE "{table}"')
+        cursor.execute("DELETE FROM django_migrations WHERE app = 'mlplatform' AND name = '0002_cache_table'")
+    try:
+        # given no cache table, sign-in still works: its counters are in the organization's own tables
+        response = acme.client().post("/api/v1/auth/token", {"username": "viewer", "password": "viewer-pass-123"},
+                                      format="json")
+        assert response.status_code == 200, response.content
+        # when the schemas are migrated, the table is there again
+        connection.set_schema_to_public()
+        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+        connection.set_schema_to_public()
+        assert table in connection.introspection.table_names()
+        cache.set("probe", 1)
+        assert cache.get("probe") == 1
+    finally:
+        connection.set_schema_to_public()
+        call_command("createcachetable", verbosity=0)

@@ -500,9 +500,9 @@ def stage_timers(totals: list[float]):
         ("tenant middleware (domain lookup)", OrganizationMiddleware, "process_request"),
         ("token authentication", BearerTokenAuthentication, "authenticate"),
         ("CanPredict permission (membership)", CanPredict, "has_permission"),
-        ("rate limit (GCRA, this process or Redis)", CallerRateThrottle, "allow_request"),
+        ("API rate limit (GCRA)", CallerRateThrottle, "allow_request"),
         ("deployed_version (alias lookup)", selectors, "serving_deployed_version"),
-        ("JSON body parsing (size, depth, text checks)", JSONBodyParser, "parse"),
+        ("JSON body parsing", JSONBodyParser, "parse"),
         ("serving.predict", serving, "predict"),
         ("JSON rendering", JSONRenderer, "render"),
     ]

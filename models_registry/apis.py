@@ -5,15 +5,19 @@ from __future__ import annotations
 import pandas as pd
 from django.apps import apps
 from django.core.files.storage import default_storage
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from mlplatform.api.authentication import ApiKeyAuthentication, CachedBearerTokenAuthentication
 from mlplatform.api.serializers import InputSerializer
 from mlplatform.api.base import BaseAPIView, referenced_or_400
+from mlplatform.api.parsers import JSONBodyParser
+from mlplatform.errors import ApplicationError
 from mlplatform.api.permissions import CanPredict
 from rest_framework.authentication import SessionAuthentication
 from tenants.accounts.models import ApiKey
@@ -274,6 +278,7 @@ class BatchJobOutput(serializers.Serializer):
 
 
 class BatchPredictListApi(BaseAPIView):
+    parser_classes = [MultiPartParser, JSONBodyParser]  # a file, or a stored dataset by id
     class BatchPredictInput(InputSerializer):
         model_version_id = serializers.IntegerField(required=False, help_text="a model version, or")
         model_name = serializers.CharField(required=False, help_text="a registered model: its production version")
@@ -294,7 +299,10 @@ class BatchPredictListApi(BaseAPIView):
             return Response({"detail": "give model_version_id or model_name (one of them)",
                              "errors": {"model_version_id": ["give model_version_id or model_name"]}}, status=400)
         if "model_name" in values:
-            version = selectors.deployed_version(values["model_name"])
+            try:
+                version = selectors.deployed_version(values["model_name"])
+            except Http404 as exc:  # a name in the body: bad input, not a missing URL
+                raise ApplicationError(str(exc), field="model_name") from exc
         else:
             version = referenced_or_400(ModelVersion.objects.select_related("registered_model"), values["model_version_id"],
                                         field="model_version_id", label="Model version")
@@ -322,7 +330,7 @@ class BatchPredictCancelApi(BaseAPIView):
 class BatchPredictDownloadApi(BaseAPIView):
     """The result CSV: row, prediction, and one probability column per class. Members only."""
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY, 409: None})  # 409: no result yet
     def get(self, request, job_id: int):
         return batch_download(get_object_or_404(BatchPredictionJob, pk=job_id))
 

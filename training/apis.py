@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from mlplatform.api.serializers import InputSerializer
@@ -27,7 +27,7 @@ class DatasetDetailOutput(DatasetOutput):
 
 
 class DatasetListApi(BaseAPIView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
 
     class DatasetUploadInput(InputSerializer):
         file = serializers.FileField(help_text="CSV (any common delimiter; UTF-8, UTF-8 with BOM or Latin-1) or Parquet.")

@@ -1,6 +1,7 @@
-"""The JSON parser of the API (first of DEFAULT_PARSER_CLASSES, then DRF's form and multipart ones).
-Every body is read with a size limit, and JSON also with a nesting limit and a text check, so no body a
-stranger can send reaches a RecursionError or puts an unencodable string into the platform.
+"""The JSON parser of the API. Every endpoint reads JSON only (DEFAULT_PARSER_CLASSES), the upload endpoints
+multipart too (DRF's MultiPartParser); any other body is a 415. Every body is read with a size limit, and JSON also
+with a nesting limit and a text check, so no body a stranger can send reaches a RecursionError or puts an
+unencodable string into the platform.
 
 - Size: `DATA_UPLOAD_MAX_MEMORY_SIZE` bounds every JSON and form body and the fields of a multipart one
   (Django refuses a larger one before reading it), DATA_UPLOAD_MAX_NUMBER_FIELDS/FILES their number; the

@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "tenants.middleware.OrganizationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "mlplatform.middleware.SecurityHeadersMiddleware",
+    "mlplatform.middleware.UrlTextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -201,11 +202,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["mlplatform.api.permissions.IsMember"],
-    "DEFAULT_PARSER_CLASSES": [  # JSON with size, depth and text limits (mlplatform/api/parsers.py)
-        "mlplatform.api.parsers.JSONBodyParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON with size, depth and text limits (mlplatform/api/parsers.py); the upload endpoints add multipart
+    "DEFAULT_PARSER_CLASSES": ["mlplatform.api.parsers.JSONBodyParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "mlplatform.api.errors.exception_handler",
     # per member and API key, set by the organization's plan (mlplatform/api/throttling.py)
@@ -224,6 +222,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "mlplatform.api.schema.add_error_responses"],
 }
 
 # --- Compute and jobs ---------------------------------------------------------

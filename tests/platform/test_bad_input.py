@@ -56,18 +56,21 @@ def test_a_body_over_the_size_limit_is_a_json_413_on_every_json_endpoint(acme, j
         assert "larger than" in response.json()["detail"]
 
 
-def test_form_and_multipart_bodies_have_limits_too(acme, settings):
+def test_multipart_bodies_have_limits_too_and_other_kinds_are_refused(acme, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
-    token = acme.client().post("/api/v1/auth/token", {"username": "x" * 3000, "password": "y"})  # form encoded
-    assert token.status_code == 413 and "larger than" in token.json()["detail"]
     upload = acme.client("editor").post("/api/v1/ml/datasets", {"name": "n" * 3000, "file": b"a,b\n1,2\n"},
                                         format="multipart")
     assert upload.status_code == 413 and upload["Content-Type"] == "application/json"
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10**6
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
-    many = acme.client().post("/api/v1/auth/token", "&".join(f"f{i}=1" for i in range(50)),
-                              content_type="application/x-www-form-urlencoded")
+    many = acme.client("editor").post("/api/v1/ml/batch-predict", {f"f{i}": "1" for i in range(50)}, format="multipart")
     assert many.status_code == 400 and "more than 10 form fields" in many.json()["detail"]
+    # an endpoint reads JSON (uploads: multipart); a form-encoded body is a 415 that says so
+    form = acme.client().post("/api/v1/auth/token", "username=editor&password=editor-pass-123",
+                              content_type="application/x-www-form-urlencoded")
+    assert form.status_code == 415 and "application/x-www-form-urlencoded" in form.json()["detail"]
+    json_upload = acme.client("editor").post("/api/v1/ml/datasets", {"name": "x"}, format="json")
+    assert json_upload.status_code == 415
 
 
 def test_a_page_form_over_the_size_limit_is_a_413_page_not_djangos_bare_400(acme, settings):
@@ -133,7 +136,8 @@ def test_unknown_fields_are_refused_naming_them_and_listing_the_accepted_ones(ac
     message = response.json()["errors"]["search_method"][0]
     assert "Did you mean 'search'?" in message and "n_trials" in message and "dataset_id" in message
     # every kind of body: JSON, form, multipart, predictions
-    token = acme.client().post("/api/v1/auth/token", {"username": "editor", "password": "editor-pass-123", "otp": "1"})
+    token = acme.client().post("/api/v1/auth/token", {"username": "editor", "password": "editor-pass-123", "otp": "1"},
+                               format="json")
     assert token.status_code == 400 and "otp" in token.json()["errors"]
     upload = acme.client("editor").post("/api/v1/ml/datasets", {"file": b"a,b\n1,2\n", "nmae": "x"}, format="multipart")
     assert upload.status_code == 400 and "Did you mean 'name'?" in upload.json()["errors"]["nmae"][0]

@@ -1,6 +1,7 @@
 """API: tokens, the current member, members (owners), audit log (owners)."""
 from __future__ import annotations
 
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -64,7 +65,8 @@ class MemberListApi(BaseAPIView):
     required_role = "owner"
 
     class MemberListInput(InputSerializer):
-        username = serializers.CharField(max_length=150)
+        username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()],
+                                         help_text="letters, digits and @ . + - _; compared without case")
         password = serializers.CharField(max_length=256, write_only=True)
         email = serializers.EmailField(required=False, default="", allow_blank=True)
         role = serializers.ChoiceField(choices=Role.choices)

@@ -196,3 +196,24 @@ def test_the_first_lone_surrogate_is_found_by_path():
     assert text_problem("fine text, ünïcödé 😀") is None
     assert "U+2029" in text_problem("a\u2029b")
     assert text_problem("a\nb", multiline=True) is None
+
+
+@pytest.mark.parametrize("body, field, words", [
+    ({"role": "viewer", "is_active": 0}, "is_active", "Must be true or false, not an integer."),
+    ({"role": 1}, "role", "Must be text, not an integer."),
+])
+def test_json_bodies_have_the_types_the_schema_documents(acme, body, field, words):
+    response = acme.client("owner").patch(f"/api/v1/members/{acme.user_ids['viewer']}", body, format="json")
+    assert response.status_code == 400 and response.json()["errors"][field] == [words]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"dataset_id": "1", "target": "label", "model_name": "m"}, "dataset_id"),
+    ({"dataset_id": 1, "target": 5, "model_name": "m"}, "target"),
+    ({"dataset_id": 1, "target": "label", "model_name": "m", "cv_folds": 3.0}, "cv_folds"),
+    ({"dataset_id": 1, "target": "label", "model_name": "m", "test_size": True}, "test_size"),
+    ({"dataset_id": 1, "target": "label", "model_name": "m", "features": ["x1", 2]}, "features"),
+])
+def test_training_settings_of_the_wrong_json_type_are_refused(acme, body, field):
+    response = acme.client("editor").post("/api/v1/ml/training/start", body, format="json")
+    assert response.status_code == 400 and field in response.json()["errors"], response.content

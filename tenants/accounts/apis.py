@@ -68,7 +68,7 @@ class MemberListApi(BaseAPIView):
         username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()],
                                          help_text="letters, digits and @ . + - _; compared without case")
         password = serializers.CharField(max_length=256, write_only=True)
-        email = serializers.EmailField(required=False, default="", allow_blank=True)
+        email = serializers.EmailField(required=False, default="")
         role = serializers.ChoiceField(choices=Role.choices)
 
     @extend_schema(responses={200: MemberOutput(many=True)})

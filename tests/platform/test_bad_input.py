@@ -217,3 +217,25 @@ def test_json_bodies_have_the_types_the_schema_documents(acme, body, field, word
 def test_training_settings_of_the_wrong_json_type_are_refused(acme, body, field):
     response = acme.client("editor").post("/api/v1/ml/training/start", body, format="json")
     assert response.status_code == 400 and field in response.json()["errors"], response.content
+
+
+def test_urls_the_api_does_not_know_are_json_404s(acme):
+    for path in ("/api/v1/ml/models/abc", "/api/v1/ml/training/jobs/null%2Cnull", "/api/v1/nothing-here"):
+        response = acme.client("viewer").get(path)
+        assert response.status_code == 404 and response["Content-Type"] == "application/json", path
+        assert "No such path" in response.json()["detail"]
+
+
+def test_control_characters_in_a_url_are_a_400_before_any_query(acme):
+    # a NUL in a query parameter reached PostgreSQL (a 500); the path and every parameter are checked first
+    response = acme.client("viewer").get("/api/v1/ml/models?name=%F3%B3%87%B7%00")
+    assert response.status_code == 400 and "control character (U+0000)" in response.json()["errors"]["name"][0]
+    assert acme.client("viewer").get("/api/v1/ml/deployments/a%01b/monitoring").status_code == 400
+    page = signed_in(acme, "owner").get("/audit/?actor=%00")
+    assert page.status_code == 400 and b"Query parameter" in page.content
+
+
+def test_a_batch_for_a_model_name_not_deployed_is_a_400_naming_the_field(acme):
+    response = acme.client("editor").post("/api/v1/ml/batch-predict", {"model_name": "nope", "dataset_id": 1},
+                                          format="json")
+    assert response.status_code == 400 and "model_name" in response.json()["errors"]

@@ -126,3 +126,18 @@ def test_migrating_alone_makes_the_cache_table_and_sign_in_never_needs_it(acme, 
     finally:
         connection.set_schema_to_public()
         call_command("createcachetable", verbosity=0)
+
+
+def test_the_schema_says_what_members_answers_hold(acme):
+    """A member without an email is answered with "": the schema must not promise an email address."""
+    schema = acme.client().get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
+    email = schema["components"]["schemas"]["MemberOutput"]["properties"]["email"]
+    assert email["type"] == "string" and "format" not in email
+    me = acme.client("viewer").get("/api/v1/me").json()
+    assert me["user"]["email"] == ""
+    # and every operation documents its errors, in one shape
+    token = schema["paths"]["/api/v1/auth/token"]["post"]["responses"]
+    assert {"400", "413", "415", "429"} <= set(token) and "401" not in token
+    predict = schema["paths"]["/api/v1/ml/models/{version_id}/predict"]["post"]["responses"]
+    assert {"400", "401", "403", "404", "413", "429"} <= set(predict)
+    assert predict["429"]["headers"]["Retry-After"]["required"] is True

@@ -21,7 +21,8 @@ STRONG_KEY = "k8Jq2v" * 10
 def _production_env(**extra) -> dict:
     db = connection.settings_dict
     url = f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "mlplatform.settings.production", "SECRET_KEY": STRONG_KEY,
+    environment = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}  # set by browser tests
+    return {**environment, "DJANGO_SETTINGS_MODULE": "mlplatform.settings.production", "SECRET_KEY": STRONG_KEY,
             "MODEL_SIGNING_KEY": "a-model-signing-key", "DATABASE_URL": url, "ALLOWED_HOSTS": ".example.com", **extra}
 
 

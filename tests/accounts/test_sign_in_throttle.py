@@ -136,3 +136,16 @@ def test_housekeeping_forgets_counters_quiet_for_a_day(acme):
         SignInThrottle.objects.create(key="address:192.0.2.2", attempts=3, updated=fresh)
         assert prune() == 1
         assert list(SignInThrottle.objects.values_list("key", flat=True)) == ["address:192.0.2.2"]
+
+
+@pytestmark_db
+def test_the_sign_in_page_is_throttled_the_same_way(acme, settings):
+    settings.LOGIN_FAILURE_LIMIT = 2
+    page = Client(HTTP_HOST=acme.host, REMOTE_ADDR="192.0.2.77")
+    for _ in range(2):
+        assert page.post("/login/", {"username": "editor", "password": "nope"}).status_code == 400
+    locked = page.post("/login/", {"username": "editor", "password": "editor-pass-123"})
+    assert locked.status_code == 429 and int(locked["Retry-After"]) > 0
+    assert b"Too many failed sign-in attempts" in locked.content
+    other = Client(HTTP_HOST=acme.host, REMOTE_ADDR="192.0.2.78")
+    assert other.post("/login/", {"username": "editor", "password": "editor-pass-123"}).status_code == 302

@@ -132,3 +132,14 @@ def test_the_plan_is_set_in_the_platform_admin(orgs):
     org = Organization.objects.get(slug="acme")
     page = client.get(f"/admin/tenants/organization/{org.pk}/change/")
     assert page.status_code == 200 and b"api_rate_per_minute" in page.content and b"api_burst" in page.content
+
+
+@pytest.mark.django_db
+def test_the_limit_adds_no_query_to_the_warm_prediction_path(acme, trained, django_assert_num_queries):
+    _set_plan(acme, rate=1, burst=2)
+    viewer, path = acme.client("viewer"), f"/api/v1/ml/models/{trained['churn_v1']['id']}/predict"
+    assert viewer.post(path, {"records": [RECORD]}, format="json").status_code == 200  # warms the caches
+    with django_assert_num_queries(0):
+        assert viewer.post(path, {"records": [RECORD]}, format="json").status_code == 200
+    with django_assert_num_queries(0):
+        assert viewer.post(path, {"records": [RECORD]}, format="json").status_code == 429

@@ -124,6 +124,29 @@ def _fresh_hot_caches():
     yield
 
 
+def at_once(call, arguments: list) -> list:
+    """`call(argument)` for each argument, each in its own thread, all released at the same moment; the
+    answers in the order they came. Each thread uses (and closes) its own database connection, so what they
+    race for must be committed (the `committed` fixture)."""
+    import threading
+
+    start, answers = threading.Barrier(len(arguments)), []
+
+    def run(argument):
+        start.wait(timeout=30)
+        try:
+            answers.append(call(argument))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(argument,)) for argument in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 @pytest.fixture
 def committed(django_db_blocker):
     """Database access without the per-test transaction: what the test writes is visible to other processes."""

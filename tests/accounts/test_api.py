@@ -188,7 +188,8 @@ def test_two_requests_racing_for_one_name_get_201_and_409_never_500(acme, commit
     import threading
 
     from django.contrib.auth import get_user_model
-    from django.db import connection
+
+    from tests.conftest import at_once
 
     User = get_user_model()
     both_checked = threading.Barrier(2)
@@ -199,21 +200,10 @@ def test_two_requests_racing_for_one_name_get_201_and_409_never_500(acme, commit
         return create_user(*args, **kwargs)
 
     monkeypatch.setattr(User.objects, "create_user", create_user_after_both_checked)
-    answers = []
-
-    def add(name):
-        try:
-            answers.append(acme.client("owner").post("/api/v1/members", {"username": name, "password": "long-enough-1",
-                                                                         "role": "viewer"}, format="json"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=add, args=(name,)) for name in ("racer", "RACER")]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = at_once(lambda name: acme.client("owner").post(
+            "/api/v1/members", {"username": name, "password": "long-enough-1", "role": "viewer"}, format="json"),
+            ["racer", "RACER"])
         assert sorted(a.status_code for a in answers) == [201, 409], [a.content for a in answers]
         assert "already exists" in next(a for a in answers if a.status_code == 409).json()["detail"]
     finally:

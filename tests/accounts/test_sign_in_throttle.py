@@ -1,6 +1,5 @@
 """Sign-in throttling cannot be turned against a member: counted per (username, address) and per address,
 atomically, with back-off; the client address comes only from trusted proxies; lockouts are audited."""
-import threading
 from datetime import timedelta
 
 import pytest
@@ -10,6 +9,7 @@ from django_tenants.utils import schema_context
 
 from mlplatform.client_address import client_address
 from tenants.accounts.models import AuditEvent, SignInThrottle
+from tests.conftest import at_once
 
 TOKEN = "/api/v1/auth/token"
 
@@ -24,23 +24,8 @@ def test_twenty_parallel_wrong_guesses_check_exactly_the_limit_and_the_owner_sti
     # given an attacker at one address firing 20 wrong guesses at once
     settings.LOGIN_FAILURE_LIMIT = 5
     attacker, owner_address = "203.0.113.7", "198.51.100.20"
-    start, answers = threading.Barrier(20), []
-
-    def guess():
-        from django.db import connection
-
-        start.wait()
-        try:
-            answers.append(_sign_in(acme, "wrong-guess", attacker).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=guess) for _ in range(20)]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = at_once(lambda _: _sign_in(acme, "wrong-guess", attacker).status_code, range(20))
         # then exactly the limit's worth of passwords were checked, the rest refused
         assert sorted(answers) == [400] * 5 + [429] * 15
         # the right password from the attacker's address waits...

@@ -1,10 +1,8 @@
 """API rate limits per member and per API key: 429 with Retry-After, exact under parallel requests (in the
 process and in Redis), one caller's burst leaves the others alone, and the organization's plan sets them."""
-import threading
 import uuid
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
@@ -12,6 +10,7 @@ from mlplatform import hotcache
 from mlplatform.api.throttling import ProcessRateStore, RedisRateStore
 from tenants.middleware import PUBLIC
 from tenants.models import Organization
+from tests.conftest import at_once
 from tests.registry.test_registry_api import api_key_client
 
 RECORD = {"x1": 0.5, "x2": 7.5, "color": "red"}
@@ -81,21 +80,8 @@ def test_parallel_requests_cannot_overspend(acme, committed, settings, store):
     else:
         settings.REDIS_URL = ""
     _set_plan(acme, rate=1, burst=10)
-    start, answers = threading.Barrier(40), []
-
-    def call():
-        start.wait()
-        try:
-            answers.append(acme.client("editor").get("/api/v1/me").status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=call) for _ in range(40)]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = at_once(lambda _: acme.client("editor").get("/api/v1/me").status_code, range(40))
     finally:
         _set_plan(acme, rate=DEFAULT_RATE, burst=DEFAULT_BURST)
     # then exactly the budget was served
@@ -106,18 +92,8 @@ def test_the_redis_store_is_atomic_across_threads():
     url = _redis_url()
     if url is None:
         pytest.skip("Redis does not answer on localhost:6379")
-    store, key, results = RedisRateStore(url), uuid.uuid4().hex, []
-    start = threading.Barrier(30)
-
-    def take():
-        start.wait()
-        results.append(store.take(key, per_second=0.01, burst=7))
-
-    threads = [threading.Thread(target=take) for _ in range(30)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    store, key = RedisRateStore(url), uuid.uuid4().hex
+    results = at_once(lambda _: store.take(key, per_second=0.01, burst=7), range(30))
     assert sum(r == 0 for r in results) == 7 and all(r > 0 for r in results if r != 0)
 
 

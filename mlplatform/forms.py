@@ -14,9 +14,3 @@ class PlatformForm(forms.Form):
             if isinstance(field, (forms.CharField, forms.FileField)) and not any(
                     isinstance(v, TextValidator) for v in field.validators):
                 field.validators.append(validate_text)
-
-
-def posted_id(value) -> int | None:
-    """An id posted by a page form, or None when it is missing or not a number (never a 500)."""
-    text = str(value or "").strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None

@@ -33,3 +33,11 @@ class TextValidator:
 
 
 validate_text = TextValidator()
+
+
+def id_or_none(value) -> int | None:
+    """A non-negative integer from client text (a posted id, a query parameter, a header), or None when it
+    is missing or not one. ASCII digits only: '²'.isdigit() is true, but int('²') fails; at most 18 digits,
+    so it fits a bigint."""
+    text = str(value if value is not None else "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None

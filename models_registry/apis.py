@@ -18,6 +18,7 @@ from mlplatform.api.serializers import InputSerializer
 from mlplatform.api.base import BaseAPIView, referenced_or_400
 from mlplatform.api.parsers import JSONBodyParser
 from mlplatform.errors import ApplicationError
+from mlplatform.validators import id_or_none
 from mlplatform.api.permissions import CanPredict
 from rest_framework.authentication import SessionAuthentication
 from tenants.accounts.models import ApiKey
@@ -197,9 +198,9 @@ class MonitoringApi(BaseAPIView):
     def get(self, request, model_name: str):
         registered = get_object_or_404(RegisteredModel, name=model_name)
         minutes = request.query_params.get("minutes", "1440")
-        if not minutes.isdigit() or not 1 <= int(minutes) <= 60 * 24 * 31:
+        if not 1 <= (id_or_none(minutes) or 0) <= 60 * 24 * 31:
             return Response({"detail": "minutes must be an integer from 1 to 44640", "errors": {"minutes": ["out of range"]}}, status=400)
-        return Response(selectors.monitoring(list(registered.versions.values_list("pk", flat=True)), minutes=int(minutes)))
+        return Response(selectors.monitoring(list(registered.versions.values_list("pk", flat=True)), minutes=id_or_none(minutes)))
 
 
 class ApiKeyOutput(serializers.Serializer):

@@ -10,7 +10,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from mlplatform.errors import ApplicationError
-from mlplatform.forms import PlatformForm, posted_id
+from mlplatform.forms import PlatformForm
+from mlplatform.validators import id_or_none
 from mlplatform.pages import has_role, member_required
 from training.ml.errors import MLInputError
 from tenants.accounts.models import ApiKey
@@ -110,7 +111,7 @@ def evaluate_view(request, version_id: int):
 
     import pandas as pd
 
-    dataset = apps.get_model("training", "Dataset").objects.filter(pk=posted_id(request.POST.get("dataset_id"))).first()
+    dataset = apps.get_model("training", "Dataset").objects.filter(pk=id_or_none(request.POST.get("dataset_id"))).first()
     if dataset is None:
         messages.error(request, "Choose a dataset to evaluate on.")
     else:
@@ -126,7 +127,7 @@ def evaluate_view(request, version_id: int):
 
 @member_required("viewer")
 def compare_view(request):
-    ids = [int(i) for i in request.GET.getlist("v") if i.isdigit()]
+    ids = [i for i in map(id_or_none, request.GET.getlist("v")) if i is not None]
     context = {"all_versions": selectors.version_list()[:300], "selected": ids}
     if ids:
         try:
@@ -179,7 +180,7 @@ class ApiKeyForm(PlatformForm):
 def api_keys_view(request):
     secret = None
     if request.method == "POST":
-        models = list(RegisteredModel.objects.filter(pk__in=[posted_id(i) for i in request.POST.getlist("model_ids")]))
+        models = list(RegisteredModel.objects.filter(pk__in=[id_or_none(i) for i in request.POST.getlist("model_ids")]))
         form = ApiKeyForm(request.POST)
         try:
             if not form.is_valid():
@@ -217,8 +218,8 @@ def batch_list_view(request):
     if request.method == "POST":
         if not has_role(request, "editor"):
             raise PermissionDenied("Batch predictions need the editor role.")
-        version = ModelVersion.objects.filter(pk=posted_id(request.POST.get("version_id"))).first()
-        dataset = apps.get_model("training", "Dataset").objects.filter(pk=posted_id(request.POST.get("dataset_id"))).first()
+        version = ModelVersion.objects.filter(pk=id_or_none(request.POST.get("version_id"))).first()
+        dataset = apps.get_model("training", "Dataset").objects.filter(pk=id_or_none(request.POST.get("dataset_id"))).first()
         upload = request.FILES.get("file")
         try:
             if version is None:

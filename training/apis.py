@@ -8,6 +8,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from mlplatform.api.serializers import InputSerializer
+from mlplatform.validators import id_or_none
 from mlplatform.api.base import BaseAPIView, referenced_or_400
 
 from . import selectors, services
@@ -39,7 +40,7 @@ class DatasetListApi(BaseAPIView):
 
     @extend_schema(request={"multipart/form-data": DatasetUploadInput}, responses={201: DatasetDetailOutput})
     def post(self, request):
-        services.check_upload_size(int(request.META.get("CONTENT_LENGTH") or 0))
+        services.check_upload_size(id_or_none(request.META.get("CONTENT_LENGTH")) or 0)
         data = self.DatasetUploadInput(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = services.dataset_create(actor=self.audit_actor(), file=data.validated_data["file"],
@@ -148,9 +149,9 @@ class JobListApi(BaseAPIView):
             return Response({"detail": f"unknown status '{status_filter}'; statuses are: {', '.join(JobStatus.values)}",
                              "errors": {"status": ["unknown status"]}}, status=400)
         dataset_id = request.query_params.get("dataset_id")
-        if dataset_id and not dataset_id.isdigit():
+        if dataset_id and id_or_none(dataset_id) is None:
             return Response({"detail": "dataset_id must be an integer", "errors": {"dataset_id": ["must be an integer"]}}, status=400)
-        jobs = selectors.job_list(status=status_filter, dataset_id=int(dataset_id) if dataset_id else None)[:500]
+        jobs = selectors.job_list(status=status_filter, dataset_id=id_or_none(dataset_id))[:500]
         return Response(JobOutput(jobs, many=True).data)
 
 

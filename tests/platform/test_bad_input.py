@@ -239,3 +239,14 @@ def test_a_batch_for_a_model_name_not_deployed_is_a_400_naming_the_field(acme):
     response = acme.client("editor").post("/api/v1/ml/batch-predict", {"model_name": "nope", "dataset_id": 1},
                                           format="json")
     assert response.status_code == 400 and "model_name" in response.json()["errors"]
+
+
+def test_digits_that_are_not_ascii_are_refused_not_a_500(acme, trained):
+    # '²'.isdigit() is true and int('²') fails: every id and number read from a URL goes through id_or_none
+    viewer = acme.client("viewer")
+    assert viewer.get("/api/v1/ml/training/jobs?dataset_id=%C2%B2").status_code == 400
+    assert viewer.get("/api/v1/ml/deployments/churn/monitoring?minutes=%C2%B2").status_code in (400, 404)
+    pages = signed_in(acme, "editor")
+    assert pages.get("/models/compare/?v=%C2%B2").status_code == 200
+    assert pages.get("/training/suggestions/?dataset=%C2%B2").status_code == 200
+    assert pages.get("/training/new/?dataset=%C2%B2").status_code == 200

@@ -8,6 +8,7 @@ the last handle is released.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent.parent / ".data" / "pg"
@@ -17,9 +18,12 @@ def database_url(database: str = "mlplatform") -> str:
     """Start (or join) the embedded server and return a URL for `database`, creating it if needed."""
     import pgserver  # imported lazily: production never needs it
 
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", database):
+        raise ValueError(f"not a plain database name: {database!r}")
+
     DATA_DIR.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(DATA_DIR, cleanup_mode="stop")
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # nosec B608: checked above
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     return server.get_uri(database)

@@ -30,10 +30,6 @@ def member_required(role: str = "viewer"):
     return decorator
 
 
-def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
-
-
 def has_role(request, role: str) -> bool:
     membership = membership_for(request.user)
     return bool(membership and membership.has_role(role))

@@ -17,6 +17,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
 ]
 
+handler400 = "mlplatform.views.error_400"
 handler403 = "mlplatform.views.error_403"
 handler404 = "mlplatform.views.error_404"
 handler500 = "mlplatform.views.error_500"

@@ -3,16 +3,21 @@ monitoring, and API keys (owners)."""
 from __future__ import annotations
 
 from django.apps import apps
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from mlplatform import filestore
 from mlplatform.api.authentication import ApiKeyAuthentication, CachedBearerTokenAuthentication
+from mlplatform.api.serializers import InputSerializer
 from mlplatform.api.base import BaseAPIView, referenced_or_400
+from mlplatform.api.parsers import JSONBodyParser
+from mlplatform.errors import ApplicationError
+from mlplatform.validators import id_or_none
 from mlplatform.api.permissions import CanPredict
 from rest_framework.authentication import SessionAuthentication
 from tenants.accounts.models import ApiKey
@@ -91,7 +96,7 @@ class RegisteredModelListApi(BaseAPIView):
         return Response(RegisteredModelOutput(selectors.registered_model_list(), many=True).data)
 
 
-class AliasInput(serializers.Serializer):
+class AliasInput(InputSerializer):
     alias = serializers.CharField(max_length=60, default="production")
 
 
@@ -152,7 +157,7 @@ class DeploymentPredictApi(_PredictBase):
 
 
 class EvaluateApi(BaseAPIView):
-    class EvaluateInput(serializers.Serializer):
+    class EvaluateInput(InputSerializer):
         dataset_id = serializers.IntegerField()
 
     @extend_schema(request=EvaluateInput, responses={201: VersionDetailOutput})
@@ -170,7 +175,7 @@ class EvaluateApi(BaseAPIView):
 class CompareApi(BaseAPIView):
     required_role = "viewer"  # reads only
 
-    class CompareInput(serializers.Serializer):
+    class CompareInput(InputSerializer):
         model_ids = serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=20)
 
     @extend_schema(request=CompareInput, responses={200: inline_serializer("Comparison", {
@@ -192,9 +197,9 @@ class MonitoringApi(BaseAPIView):
     def get(self, request, model_name: str):
         registered = get_object_or_404(RegisteredModel, name=model_name)
         minutes = request.query_params.get("minutes", "1440")
-        if not minutes.isdigit() or not 1 <= int(minutes) <= 60 * 24 * 31:
+        if not 1 <= (id_or_none(minutes) or 0) <= 60 * 24 * 31:
             return Response({"detail": "minutes must be an integer from 1 to 44640", "errors": {"minutes": ["out of range"]}}, status=400)
-        return Response(selectors.monitoring(list(registered.versions.values_list("pk", flat=True)), minutes=int(minutes)))
+        return Response(selectors.monitoring(list(registered.versions.values_list("pk", flat=True)), minutes=id_or_none(minutes)))
 
 
 class ApiKeyOutput(serializers.Serializer):
@@ -215,7 +220,7 @@ class ApiKeyListApi(BaseAPIView):
     read_role = "owner"
     required_role = "owner"
 
-    class ApiKeyCreateInput(serializers.Serializer):
+    class ApiKeyCreateInput(InputSerializer):
         name = serializers.CharField(max_length=100)
         model_ids = serializers.ListField(child=serializers.IntegerField(), min_length=1,
                                           help_text="ids of registered models the key may predict with")
@@ -273,9 +278,8 @@ class BatchJobOutput(serializers.Serializer):
 
 
 class BatchPredictListApi(BaseAPIView):
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
-
-    class BatchPredictInput(serializers.Serializer):
+    parser_classes = [MultiPartParser, JSONBodyParser]  # a file, or a stored dataset by id
+    class BatchPredictInput(InputSerializer):
         model_version_id = serializers.IntegerField(required=False, help_text="a model version, or")
         model_name = serializers.CharField(required=False, help_text="a registered model: its production version")
         dataset_id = serializers.IntegerField(required=False, help_text="a stored dataset, or")
@@ -295,7 +299,10 @@ class BatchPredictListApi(BaseAPIView):
             return Response({"detail": "give model_version_id or model_name (one of them)",
                              "errors": {"model_version_id": ["give model_version_id or model_name"]}}, status=400)
         if "model_name" in values:
-            version = selectors.deployed_version(values["model_name"])
+            try:
+                version = selectors.deployed_version(values["model_name"])
+            except Http404 as exc:  # a name in the body: bad input, not a missing URL
+                raise ApplicationError(str(exc), field="model_name") from exc
         else:
             version = referenced_or_400(ModelVersion.objects.select_related("registered_model"), values["model_version_id"],
                                         field="model_version_id", label="Model version")
@@ -323,7 +330,7 @@ class BatchPredictCancelApi(BaseAPIView):
 class BatchPredictDownloadApi(BaseAPIView):
     """The result CSV: row, prediction, and one probability column per class. Members only."""
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY, 409: None})  # 409: no result yet
     def get(self, request, job_id: int):
         return batch_download(get_object_or_404(BatchPredictionJob, pk=job_id))
 

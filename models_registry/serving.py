@@ -5,11 +5,15 @@ import time
 
 from django.conf import settings
 
+from mlplatform.api.serializers import unknown_field_errors
 from training.ml.errors import MLInputError
 
 from .loading import serving_entry
 from .models import ModelVersion
 from .monitoring import stats_buffer
+
+
+BODY_FIELDS = ["records"]
 
 
 def predict(*, version: ModelVersion, body) -> dict:
@@ -19,6 +23,9 @@ def predict(*, version: ModelVersion, body) -> dict:
     try:
         if not isinstance(body, dict) or "records" not in body:
             raise MLInputError('The body must be a JSON object {"records": [{column: value, ...}, ...]}.', field="records")
+        if len(body) > 1:
+            field, messages = next(iter(unknown_field_errors(body.keys(), BODY_FIELDS).items()))
+            raise MLInputError(f"{field}: {messages[0]}", field=field)
         entry = serving_entry(version)
         frame, warnings = entry.validator.to_frame(body["records"], max_records=settings.PREDICT_MAX_RECORDS)
         labels, proba = entry.predictor.predict(frame)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,6 +11,8 @@ from django.views.decorators.http import require_POST
 
 from mlplatform import filestore
 from mlplatform.errors import ApplicationError
+from mlplatform.forms import PlatformForm
+from mlplatform.validators import id_or_none
 from mlplatform.pages import has_role, member_required
 from training.ml.errors import MLInputError
 from tenants.accounts.models import ApiKey
@@ -106,7 +109,7 @@ def evaluate_view(request, version_id: int):
     version = get_object_or_404(ModelVersion.objects.select_related("registered_model"), pk=version_id)
     from django.apps import apps
 
-    dataset = apps.get_model("training", "Dataset").objects.filter(pk=request.POST.get("dataset_id") or 0).first()
+    dataset = apps.get_model("training", "Dataset").objects.filter(pk=id_or_none(request.POST.get("dataset_id"))).first()
     if dataset is None:
         messages.error(request, "Choose a dataset to evaluate on.")
     else:
@@ -122,7 +125,7 @@ def evaluate_view(request, version_id: int):
 
 @member_required("viewer")
 def compare_view(request):
-    ids = [int(i) for i in request.GET.getlist("v") if i.isdigit()]
+    ids = [i for i in map(id_or_none, request.GET.getlist("v")) if i is not None]
     context = {"all_versions": selectors.version_list()[:300], "selected": ids}
     if ids:
         try:
@@ -167,13 +170,20 @@ def monitoring_view(request, model_id: int):
     return render(request, "models_registry/monitoring.html", {"model": registered, "data": data, "figures": figures})
 
 
+class ApiKeyForm(PlatformForm):
+    name = forms.CharField(max_length=100)
+
+
 @member_required("owner")
 def api_keys_view(request):
     secret = None
     if request.method == "POST":
-        models = list(RegisteredModel.objects.filter(pk__in=[i for i in request.POST.getlist("model_ids") if i.isdigit()]))
+        models = list(RegisteredModel.objects.filter(pk__in=[id_or_none(i) for i in request.POST.getlist("model_ids")]))
+        form = ApiKeyForm(request.POST)
         try:
-            key, secret = services.api_key_create(actor=request.user.username, name=request.POST.get("name", ""),
+            if not form.is_valid():
+                raise ApplicationError(f"Name: {' '.join(form.errors.get('name', ['invalid']))}", field="name")
+            key, secret = services.api_key_create(actor=request.user.username, name=form.cleaned_data["name"],
                                                   registered_models=models)
         except ApplicationError as exc:
             messages.error(request, exc.message)
@@ -206,8 +216,8 @@ def batch_list_view(request):
     if request.method == "POST":
         if not has_role(request, "editor"):
             raise PermissionDenied("Batch predictions need the editor role.")
-        version = ModelVersion.objects.filter(pk=request.POST.get("version_id") or 0).first()
-        dataset = apps.get_model("training", "Dataset").objects.filter(pk=request.POST.get("dataset_id") or 0).first()
+        version = ModelVersion.objects.filter(pk=id_or_none(request.POST.get("version_id"))).first()
+        dataset = apps.get_model("training", "Dataset").objects.filter(pk=id_or_none(request.POST.get("dataset_id"))).first()
         upload = request.FILES.get("file")
         try:
             if version is None:

@@ -15,7 +15,7 @@ class DomainInline(admin.TabularInline):
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "schema_name", "created", "max_concurrent_jobs", "storage_quota_mb", "max_upload_mb",
-                    "max_job_memory_mb")
+                    "max_job_memory_mb", "api_rate_per_minute", "api_burst")
     search_fields = ("name", "slug")
     readonly_fields = ("schema_name", "created")
     inlines = [DomainInline]

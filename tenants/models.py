@@ -30,6 +30,14 @@ class Organization(TenantMixin):
     max_job_memory_mb = models.PositiveIntegerField(
         default=default_job_memory_mb, validators=[MinValueValidator(64)],
         help_text="Memory one job (training, AutoML, batch prediction) may use, in MB; past it the job fails.")
+    # API rate limits (mlplatform/api/throttling.py): per member and per API key. The defaults stop a runaway
+    # integration within a second of a burst and are never met by hundreds of requests a minute.
+    api_rate_per_minute = models.PositiveIntegerField(
+        default=1200, validators=[MinValueValidator(1)],
+        help_text="API requests per minute for each member and each API key, sustained.")
+    api_burst = models.PositiveIntegerField(
+        default=600, validators=[MinValueValidator(1)],
+        help_text="API requests each member or API key may send at once, above the sustained rate.")
 
     auto_create_schema = True
     auto_drop_schema = False

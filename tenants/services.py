@@ -6,7 +6,7 @@ import re
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django_tenants.utils import schema_context
 
 from mlplatform.errors import ApplicationError
@@ -48,7 +48,10 @@ def organization_create(*, name: str, slug: str, owner_username: str, owner_pass
         org.full_clean()
     except ValidationError as exc:
         raise ApplicationError("; ".join(exc.messages), field="slug") from exc
-    org.save()  # creates and migrates the schema
+    try:
+        org.save()  # creates and migrates the schema
+    except IntegrityError as exc:  # created meanwhile by a parallel request: the unique slug decides
+        raise ApplicationError(f"An organization with slug '{slug}' already exists.", field="slug", status=409) from exc
     try:
         with transaction.atomic():
             Domain.objects.create(domain=organization_domain(slug), tenant=org, is_primary=True)

@@ -117,9 +117,34 @@ def _back_to_public_schema():
 def _fresh_hot_caches():
     """The prediction caches hold rows a rolled-back test wrote: each test starts without them."""
     from mlplatform import hotcache
+    from mlplatform.api.throttling import process_store
 
     hotcache.forget_everything()
+    process_store.clear()  # each test starts with every caller's full API budget
     yield
+
+
+def at_once(call, arguments: list) -> list:
+    """`call(argument)` for each argument, each in its own thread, all released at the same moment; the
+    answers in the order they came. Each thread uses (and closes) its own database connection, so what they
+    race for must be committed (the `committed` fixture)."""
+    import threading
+
+    start, answers = threading.Barrier(len(arguments)), []
+
+    def run(argument):
+        start.wait(timeout=30)
+        try:
+            answers.append(call(argument))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(argument,)) for argument in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
 
 
 @pytest.fixture

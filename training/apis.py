@@ -4,10 +4,12 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from mlplatform import filestore
+from mlplatform.api.serializers import InputSerializer
+from mlplatform.validators import id_or_none
 from mlplatform.api.base import BaseAPIView, referenced_or_400
 
 from . import selectors, services
@@ -27,9 +29,9 @@ class DatasetDetailOutput(DatasetOutput):
 
 
 class DatasetListApi(BaseAPIView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
 
-    class DatasetUploadInput(serializers.Serializer):
+    class DatasetUploadInput(InputSerializer):
         file = serializers.FileField(help_text="CSV (any common delimiter; UTF-8, UTF-8 with BOM or Latin-1) or Parquet.")
         name = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
@@ -39,7 +41,7 @@ class DatasetListApi(BaseAPIView):
 
     @extend_schema(request={"multipart/form-data": DatasetUploadInput}, responses={201: DatasetDetailOutput})
     def post(self, request):
-        services.check_upload_size(int(request.META.get("CONTENT_LENGTH") or 0))
+        services.check_upload_size(id_or_none(request.META.get("CONTENT_LENGTH")) or 0)
         data = self.DatasetUploadInput(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = services.dataset_create(actor=self.audit_actor(), file=data.validated_data["file"],
@@ -102,7 +104,7 @@ class JobDetailOutput(JobOutput):
 
 
 class TrainingStartApi(BaseAPIView):
-    class TrainingStartInput(serializers.Serializer):
+    class TrainingStartInput(InputSerializer):
         dataset_id = serializers.IntegerField()
         target = serializers.CharField(max_length=200)
         model_name = serializers.CharField(max_length=200)
@@ -147,9 +149,9 @@ class JobListApi(BaseAPIView):
             return Response({"detail": f"unknown status '{status_filter}'; statuses are: {', '.join(JobStatus.values)}",
                              "errors": {"status": ["unknown status"]}}, status=400)
         dataset_id = request.query_params.get("dataset_id")
-        if dataset_id and not dataset_id.isdigit():
+        if dataset_id and id_or_none(dataset_id) is None:
             return Response({"detail": "dataset_id must be an integer", "errors": {"dataset_id": ["must be an integer"]}}, status=400)
-        jobs = selectors.job_list(status=status_filter, dataset_id=int(dataset_id) if dataset_id else None)[:500]
+        jobs = selectors.job_list(status=status_filter, dataset_id=id_or_none(dataset_id))[:500]
         return Response(JobOutput(jobs, many=True).data)
 
 
@@ -179,7 +181,7 @@ class SuggestionsApi(BaseAPIView):
 
     required_role = "viewer"  # reads only
 
-    class SuggestionsInput(serializers.Serializer):
+    class SuggestionsInput(InputSerializer):
         dataset_id = serializers.IntegerField()
         target = serializers.CharField(max_length=200)
 

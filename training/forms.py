@@ -3,17 +3,19 @@ from __future__ import annotations
 
 from django import forms
 
+from mlplatform.forms import PlatformForm
+
 from training.ml.algorithms import ALGORITHMS
 from training.ml.metrics import METRICS
 from training.ml.search import SEARCHERS
 
 
-class DatasetUploadForm(forms.Form):
+class DatasetUploadForm(PlatformForm):
     file = forms.FileField(help_text="CSV (comma, semicolon, tab or pipe; UTF-8 or Latin-1) or Parquet.")
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
 
 
-class TrainingJobForm(forms.Form):
+class TrainingJobForm(PlatformForm):
     dataset = forms.TypedChoiceField(coerce=int)
     model_name = forms.CharField(max_length=200, help_text="Versions of the same name are numbered 1, 2, 3…")
     target = forms.ChoiceField()

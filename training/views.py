@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from mlplatform import filestore
 from mlplatform.errors import ApplicationError
 from mlplatform.pages import has_role, member_required
+from mlplatform.validators import id_or_none
 from training.ml.errors import MLInputError
 from training.ml.profile import preview_parquet
 
@@ -25,7 +26,7 @@ def dataset_list_view(request):
         if not has_role(request, "editor"):
             return render(request, "errors/403.html", {"reason": "Uploading needs the editor role."}, status=403)
         try:
-            services.check_upload_size(int(request.META.get("CONTENT_LENGTH") or 0))
+            services.check_upload_size(id_or_none(request.META.get("CONTENT_LENGTH")) or 0)
             form = DatasetUploadForm(request.POST, request.FILES)
             if form.is_valid():
                 dataset = services.dataset_create(actor=request.user.username, file=form.cleaned_data["file"],
@@ -77,7 +78,7 @@ def job_new_view(request):
         messages.info(request, "Upload a dataset first.")
         return redirect("datasets")
     chosen = request.POST.get("dataset") or request.GET.get("dataset") or datasets[0].pk
-    dataset = get_object_or_404(Dataset, pk=chosen) if str(chosen).isdigit() else datasets[0]
+    dataset = get_object_or_404(Dataset, pk=id_or_none(chosen)) if id_or_none(chosen) is not None else datasets[0]
     initial = {"dataset": dataset.pk, "target": dataset.profile.get("suggested_target"),
                "model_name": f"{dataset.name}-model", "algorithm": "auto", "search": "none"}
     form = TrainingJobForm(request.POST if request.method == "POST" and "submit" in request.POST else None,
@@ -150,7 +151,8 @@ def job_cancel_view(request, job_id: int):
 @member_required("viewer")
 def suggestions_partial(request):
     """The suggestions panel of the new-job page (htmx), for the chosen dataset and target."""
-    dataset = get_object_or_404(Dataset, pk=request.GET.get("dataset") or 0) if (request.GET.get("dataset") or "").isdigit() else None
+    dataset_id = id_or_none(request.GET.get("dataset"))
+    dataset = get_object_or_404(Dataset, pk=dataset_id) if dataset_id is not None else None
     if dataset is None:
         return HttpResponse('<p class="muted">Choose a dataset.</p>')
     try:

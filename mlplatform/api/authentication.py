@@ -4,6 +4,7 @@ The prediction endpoints use the cached variants: who a token or key is (and the
 scope) is kept per process in a hot cache that the member and key services invalidate (mlplatform/hotcache.py).
 """
 import copy
+import functools
 import hmac
 import time
 
@@ -14,10 +15,21 @@ from rest_framework.authentication import BaseAuthentication, TokenAuthenticatio
 from mlplatform.hotcache import HotCache
 
 
+callers_by_token = HotCache("members by token")
+
+
 class BearerTokenAuthentication(TokenAuthentication):
-    """Accepts `Authorization: Token <key>` and `Authorization: Bearer <key>`."""
+    """Accepts `Authorization: Token <key>` and `Authorization: Bearer <key>`.
+
+    With `cached=True` (the prediction endpoints: `CachedBearerTokenAuthentication`), the same answers, but
+    a known token costs no SQL (user and membership cached). One class for both, so the OpenAPI schema has
+    one `tokenAuth` scheme."""
 
     keywords = (b"token", b"bearer")
+
+    def __init__(self, *, cached: bool = False):
+        super().__init__()
+        self.cached = cached
 
     def authenticate(self, request):
         parts = get_authorization_header(request).split()
@@ -31,18 +43,13 @@ class BearerTokenAuthentication(TokenAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token: it must be plain ASCII.") from exc
         return self.authenticate_credentials(key)
 
-
-callers_by_token = HotCache("members by token")
-
-
-class CachedBearerTokenAuthentication(BearerTokenAuthentication):
-    """The same answers as BearerTokenAuthentication; a known token costs no SQL (user and membership cached)."""
-
     def authenticate_credentials(self, key):
+        if not self.cached:
+            return super().authenticate_credentials(key)
         from tenants.accounts.selectors import membership_for
 
         def load():
-            user, token = super(CachedBearerTokenAuthentication, self).authenticate_credentials(key)  # 401s are not cached
+            user, token = super(BearerTokenAuthentication, self).authenticate_credentials(key)  # 401s are not cached
             membership_for(user)  # fetched now, kept on the user object
             return user, token
 
@@ -51,6 +58,9 @@ class CachedBearerTokenAuthentication(BearerTokenAuthentication):
         user, token = copy.copy(cached_user), copy.copy(cached_token)
         token.user = user
         return user, token
+
+
+CachedBearerTokenAuthentication = functools.partial(BearerTokenAuthentication, cached=True)
 
 
 class ApiKeyPrincipal:

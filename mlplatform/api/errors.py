@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import ObjectDoesNotExist, ValidationError as DjangoValidationError
+from django.conf import settings
+from django.core.exceptions import (
+    ObjectDoesNotExist,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+    ValidationError as DjangoValidationError,
+)
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -25,11 +32,27 @@ def _validation_body(detail) -> dict:
     return {"detail": "; ".join(messages), "errors": {"non_field_errors": messages}}
 
 
+def body_refusal(exc: Exception) -> ApplicationError | None:
+    """The answer to a body Django refused to read (too large, too many fields or files), or None.
+    Shared by the API's handler and the pages' 400 handler (mlplatform.views.error_400)."""
+    if isinstance(exc, RequestDataTooBig):
+        mb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 2**20
+        return ApplicationError(
+            f"The request body is larger than the {mb:g} MB this server reads. Send fewer records per request "
+            "(a batch prediction takes a whole file) or upload data as a file.", status=413)
+    if isinstance(exc, TooManyFieldsSent):
+        return ApplicationError(f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} form fields.")
+    if isinstance(exc, TooManyFilesSent):
+        return ApplicationError(f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files.")
+    return None
+
+
 def exception_handler(exc, context):
+    exc = body_refusal(exc) or exc
     if isinstance(exc, (ApplicationError, MLInputError)):
         if isinstance(exc, MLInputError):
             exc = ApplicationError(exc.message, field=exc.field, status=exc.status)
-        return Response(exc.as_dict(), status=exc.status)
+        return Response(exc.as_dict(), status=exc.status, headers=exc.headers)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         return Response(_validation_body(detail), status=status.HTTP_400_BAD_REQUEST)

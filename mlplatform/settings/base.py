@@ -1,6 +1,7 @@
 """Settings shared by every environment. Everything that differs between machines comes from the environment."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import warnings
 from pathlib import Path
@@ -79,6 +80,8 @@ MIDDLEWARE = [
     "mlplatform.unavailable.UnavailableMiddleware",  # first: a database outage anywhere becomes a 503
     "tenants.middleware.OrganizationMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "mlplatform.middleware.SecurityHeadersMiddleware",
+    "mlplatform.middleware.UrlTextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -129,6 +132,7 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "platform_cache"}}
 CACHES["default"]["KEY_PREFIX"] = os.environ.get("CACHE_KEY_PREFIX", "")
+RATE_LIMIT_NAMESPACE = "mlplatform"  # prefix of the API rate counters in Redis (mlplatform/api/throttling.py)
 CACHES["default"]["KEY_FUNCTION"] = "django_tenants.cache.make_key"
 CACHES["default"]["REVERSE_KEY_FUNCTION"] = "django_tenants.cache.reverse_key"
 
@@ -143,8 +147,28 @@ LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 # Cookies are host-only (no SESSION_COOKIE_DOMAIN), so a session never crosses organizations.
-LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
-LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+# Sign-in throttling (tenants/accounts/throttle.py): failures are counted per (username, client address)
+# and per client address, never per username alone, so nobody can lock a member out from elsewhere.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)  # per username and address
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 30)  # per address, any usernames
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)  # quiet time that forgets failures
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 60)  # first lockout; each next one doubles...
+LOGIN_LOCKOUT_MAX_SECONDS = env_int("LOGIN_LOCKOUT_MAX_SECONDS", 3600)  # ...up to this
+# Reverse proxies whose X-Forwarded-For is believed (mlplatform/client_address.py): addresses or networks.
+TRUSTED_PROXIES = [p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network") from _exc
+
+# Scripts only from our own /static/ (no inline script or handler, no eval); styles may be inline (style
+# attributes in templates, Plotly's and htmx's injected rules). Checked by tests/platform/test_headers.py.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data: blob:",
+    "font-src 'self' data:", "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'",
+    "form-action 'self'",
+])
 
 # --- Files ------------------------------------------------------------------
 STATIC_URL = "/static/"
@@ -163,7 +187,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
-DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+# Every request body that is not a file (JSON, form fields) is at most this large: a larger one is a 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_BODY_MB", 20) * 1024 * 1024
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 32)  # nested arrays and objects in a JSON body
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 LANGUAGE_CODE = "en-us"
@@ -178,8 +204,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["mlplatform.api.permissions.IsMember"],
+    # JSON with size, depth and text limits (mlplatform/api/parsers.py); the upload endpoints add multipart
+    "DEFAULT_PARSER_CLASSES": ["mlplatform.api.parsers.JSONBodyParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "mlplatform.api.errors.exception_handler",
+    # per member and API key, set by the organization's plan (mlplatform/api/throttling.py)
+    "DEFAULT_THROTTLE_CLASSES": ["mlplatform.api.throttling.CallerRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -194,6 +224,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "mlplatform.api.schema.add_error_responses"],
 }
 
 # --- Compute and jobs ---------------------------------------------------------

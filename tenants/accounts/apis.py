@@ -1,14 +1,16 @@
 """API: tokens, the current member, members (owners), audit log (owners)."""
 from __future__ import annotations
 
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from mlplatform.api.serializers import InputSerializer
 from mlplatform.api.base import BaseAPIView
-from mlplatform.pages import client_ip
+from mlplatform.client_address import client_address
 
 from . import selectors, services
 from .models import Role
@@ -17,7 +19,7 @@ from .models import Role
 class MemberOutput(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.CharField(help_text="an email address, or empty when none was given")
     role = serializers.CharField(source="membership.role")
     is_active = serializers.BooleanField()
     date_joined = serializers.DateTimeField()
@@ -30,7 +32,7 @@ class TokenApi(BaseAPIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    class TokenInput(serializers.Serializer):
+    class TokenInput(InputSerializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=256, style={"input_type": "password"})
 
@@ -39,7 +41,7 @@ class TokenApi(BaseAPIView):
     def post(self, request):
         data = self.TokenInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_sign_in(request=request, ip_address=client_ip(request), **data.validated_data)
+        user = services.user_sign_in(request=request, ip_address=client_address(request), **data.validated_data)
         token = services.token_for(user)
         return Response({"token": token.key, "organization": request.tenant.slug, "role": user.membership.role})
 
@@ -62,8 +64,9 @@ class MemberListApi(BaseAPIView):
     read_role = "owner"
     required_role = "owner"
 
-    class MemberListInput(serializers.Serializer):
-        username = serializers.CharField(max_length=150)
+    class MemberListInput(InputSerializer):
+        username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()],
+                                         help_text="letters, digits and @ . + - _; compared without case")
         password = serializers.CharField(max_length=256, write_only=True)
         email = serializers.EmailField(required=False, default="")
         role = serializers.ChoiceField(choices=Role.choices)
@@ -84,7 +87,7 @@ class MemberDetailApi(BaseAPIView):
     read_role = "owner"
     required_role = "owner"
 
-    class MemberDetailInput(serializers.Serializer):
+    class MemberDetailInput(InputSerializer):
         role = serializers.ChoiceField(choices=Role.choices, required=False)
         is_active = serializers.BooleanField(required=False)
 

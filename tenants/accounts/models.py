@@ -89,3 +89,17 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked is None
+
+
+class SignInThrottle(models.Model):
+    """Sign-in attempts of one key ("user-address:<username>|<address>" or "address:<address>"), counted
+    atomically in one SQL statement each (tenants/accounts/throttle.py)."""
+
+    key = models.CharField(max_length=250, unique=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Attempts since the last quiet period or lockout.")
+    lockouts = models.PositiveIntegerField(default=0, help_text="Consecutive lockouts: each doubles the next one.")
+    locked_until = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.attempts} attempts"

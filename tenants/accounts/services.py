@@ -1,12 +1,10 @@
 """Writes for members, sign-in and the audit log. Every change leaves an audit event."""
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.password_validation import validate_password
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from mlplatform import hotcache
 from mlplatform.errors import ApplicationError
@@ -28,43 +26,52 @@ def audit_record(*, actor: str, action: str, obj=None, object_type: str = "", ob
     )
 
 
-# --- Sign-in with lock-out -----------------------------------------------------
-def _failure_key(username: str) -> str:
-    # The cache's key function prefixes the schema name, so counters never cross organizations.
-    return f"login-failures:{username.lower()}"
-
-
-def login_locked_for(username: str) -> int:
-    """Seconds the username stays locked, 0 when it may try."""
-    failures = cache.get(_failure_key(username))
-    if failures and failures["count"] >= settings.LOGIN_FAILURE_LIMIT:
-        return settings.LOGIN_LOCKOUT_SECONDS
-    return 0
-
-
+# --- Sign-in, throttled per (username, address) and per address (throttle.py) ----------------------
 def user_sign_in(*, request, username: str, password: str, ip_address: str | None = None):
-    """Check credentials with lock-out after repeated failures. Returns the user or raises ApplicationError."""
-    if login_locked_for(username):
-        minutes = max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)
-        raise ApplicationError(
-            f"Too many failed sign-in attempts for '{username}'. Try again in {minutes} minutes.", status=429
-        )
-    user = authenticate(request, username=username, password=password)
+    """Check credentials. The username is compared after normalisation and without case. Returns the user;
+    raises ApplicationError: 400 for wrong credentials, 429 (with Retry-After) while throttled."""
+    from . import throttle
+
+    username = username_normalize(username)
+    reservation = throttle.reserve(username=username, address=ip_address)
+    stored = User.objects.filter(username__iexact=username).values_list("username", flat=True).first()
+    user = authenticate(request, username=stored or username, password=password)
     membership = Membership.objects.filter(user=user).first() if user else None
     if user is None or membership is None:
-        key = _failure_key(username)
-        failures = cache.get(key) or {"count": 0}
-        failures["count"] += 1
-        cache.set(key, failures, settings.LOGIN_LOCKOUT_SECONDS)
         audit_record(actor=username or "?", action="sign_in_failed", object_type="user", object_repr=username,
                      ip_address=ip_address)
+        reservation.failed()
         raise ApplicationError("Wrong username or password for this organization.", status=400)
-    cache.delete(_failure_key(username))
+    reservation.succeeded()
     audit_record(actor=user.username, action="sign_in", obj=user, ip_address=ip_address)
     return user
 
 
 # --- Members ---------------------------------------------------------------------
+def username_normalize(username: str) -> str:
+    """The username as stored and compared: NFKC (Django's AbstractBaseUser.normalize_username, so
+    'ｅｄｉｔｏｒ１' is 'editor1'), without surrounding spaces. Case is kept as typed but never distinguishes two
+    members: 'Editor1' next to 'editor1' would be a lookalike of a colleague, so uniqueness and sign-in
+    compare without case (a unique index on UPPER(username) in every organization, migration 0003)."""
+    return User.normalize_username(username or "").strip()
+
+
+def username_check(username: str) -> None:
+    """The model field's rules (at most 150 characters; letters, digits and @ . + - _ only, so no control
+    characters, spaces or line breaks). Raises ApplicationError naming the field."""
+    if not username:
+        raise ApplicationError("Username is required.", field="username")
+    try:
+        User._meta.get_field("username").run_validators(username)
+    except ValidationError as exc:
+        raise ApplicationError(" ".join(exc.messages), field="username") from exc
+
+
+def _username_taken(username: str) -> ApplicationError:
+    return ApplicationError(f"A member named '{username}' already exists (names are compared without case and "
+                            "after Unicode normalisation).", field="username", status=409)
+
+
 def _check_password(password: str, user=None) -> None:
     try:
         validate_password(password, user)
@@ -72,19 +79,26 @@ def _check_password(password: str, user=None) -> None:
         raise ApplicationError(" ".join(exc.messages), field="password") from exc
 
 
-@transaction.atomic
 def member_create(*, actor: str, username: str, password: str, role: str, email: str = "") -> User:
-    username = username.strip()
-    if not username:
-        raise ApplicationError("Username is required.", field="username")
+    """A member with a role. Raises ApplicationError naming the field: 400 for a bad username, password or
+    role, 409 for a name taken (also when two requests race for it: the database's unique index decides)."""
+    username = username_normalize(username)
+    username_check(username)
     if role not in Role.values:
         raise ApplicationError(f"Unknown role '{role}'; roles are: {', '.join(Role.values)}.", field="role")
     if User.objects.filter(username__iexact=username).exists():
-        raise ApplicationError(f"A member named '{username}' already exists.", field="username", status=409)
+        raise _username_taken(username)
     _check_password(password)
-    user = User.objects.create_user(username=username, password=password, email=email, is_staff=role == Role.OWNER)
-    Membership.objects.create(user=user, role=role)
-    audit_record(actor=actor, action="member_added", obj=user, detail={"role": role})
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(username=username, password=password, email=email,
+                                            is_staff=role == Role.OWNER)
+            Membership.objects.create(user=user, role=role)
+            audit_record(actor=actor, action="member_added", obj=user, detail={"role": role})
+    except IntegrityError as exc:
+        if User.objects.filter(username__iexact=username).exists():
+            raise _username_taken(username) from exc
+        raise
     return user
 
 

@@ -9,7 +9,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from mlplatform.errors import ApplicationError
-from mlplatform.pages import client_ip, member_required
+from mlplatform.client_address import client_address
+from mlplatform.pages import member_required
 
 from . import selectors, services
 from .forms import LoginForm, MemberCreateForm, MemberUpdateForm
@@ -20,23 +21,28 @@ def login_view(request):
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = ""
     form = LoginForm(request.POST or None)
-    status = 200
+    status, headers = 200, {}
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.user_sign_in(request=request, ip_address=client_ip(request), **form.cleaned_data)
+            user = services.user_sign_in(request=request, ip_address=client_address(request), **form.cleaned_data)
         except ApplicationError as exc:
             form.add_error(None, exc.message)
-            status = exc.status
+            status, headers = exc.status, exc.headers
         else:
             login(request, user)
             return redirect(next_url or "dashboard")
-    return render(request, "accounts/login.html", {"form": form, "next": next_url}, status=status)
+    elif request.method == "POST":
+        status = 400
+    response = render(request, "accounts/login.html", {"form": form, "next": next_url}, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
 
 
 @require_POST
 def logout_view(request):
     if request.user.is_authenticated:
-        services.audit_record(actor=request.user.username, action="sign_out", obj=request.user, ip_address=client_ip(request))
+        services.audit_record(actor=request.user.username, action="sign_out", obj=request.user, ip_address=client_address(request))
     logout(request)
     messages.info(request, "You are signed out.")
     return redirect("login")

@@ -1,6 +1,5 @@
 """Tokens, /me, members and the audit log through the API: roles and organization boundaries."""
 import pytest
-from django.core.cache import cache
 from django_tenants.utils import schema_context
 
 pytestmark = pytest.mark.django_db
@@ -59,8 +58,6 @@ def test_wrong_password_is_a_clear_400_and_repeated_failures_lock(acme, settings
     response = client.post("/api/v1/auth/token", {"username": "viewer", "password": "viewer-pass-123"}, format="json")
     assert response.status_code == 429
     assert "Too many failed sign-in attempts" in response.json()["detail"]
-    with schema_context(acme.schema):
-        cache.delete("login-failures:viewer")
 
 
 def test_lockout_in_one_organization_does_not_lock_the_same_username_elsewhere(acme, globex, settings):
@@ -69,8 +66,6 @@ def test_lockout_in_one_organization_does_not_lock_the_same_username_elsewhere(a
         acme.client().post("/api/v1/auth/token", {"username": "owner", "password": "bad"}, format="json")
     assert acme.client().post("/api/v1/auth/token", {"username": "owner", "password": "owner-pass-123"}, format="json").status_code == 429
     assert globex.client().post("/api/v1/auth/token", {"username": "owner", "password": "owner-pass-123"}, format="json").status_code == 200
-    with schema_context(acme.schema):
-        cache.delete("login-failures:owner")
 
 
 @pytest.mark.parametrize("body, content_type, field", [
@@ -161,3 +156,56 @@ def test_forbidden_message_names_the_role(acme):
     response = acme.client("viewer").post("/api/v1/members", {}, format="json")
     assert response.status_code == 403
     assert "viewer" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("name", ["ｅｄｉｔｏｒ１", "EDITOR1", " Editor1 "])
+def test_a_username_equal_after_normalisation_is_taken(acme, name):
+    owner = acme.client("owner")
+    assert owner.post("/api/v1/members", {"username": "editor1", "password": "long-enough-1", "role": "viewer"},
+                      format="json").status_code == 201
+    response = owner.post("/api/v1/members", {"username": name, "password": "long-enough-1", "role": "viewer"},
+                          format="json")
+    assert response.status_code == 409, response.content
+    assert "username" in response.json()["errors"] and "already exists" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("name", ["new\nline", "tab\there", "bell\x07", "two words", "a" * 151])
+def test_usernames_with_control_characters_spaces_or_too_long_are_refused(acme, name):
+    response = acme.client("owner").post("/api/v1/members", {"username": name, "password": "long-enough-1",
+                                                             "role": "viewer"}, format="json")
+    assert response.status_code == 400, response.content
+    assert "username" in response.json()["errors"]
+
+
+def test_a_username_is_stored_normalised(acme):
+    response = acme.client("owner").post("/api/v1/members", {"username": "ｍａｒｉｅ", "password": "long-enough-1",
+                                                             "role": "viewer"}, format="json")
+    assert response.status_code == 201 and response.json()["username"] == "marie"
+
+
+def test_two_requests_racing_for_one_name_get_201_and_409_never_500(acme, committed, monkeypatch):
+    """Both pass the existence check before either inserts; the database's unique index decides."""
+    import threading
+
+    from django.contrib.auth import get_user_model
+
+    from tests.conftest import at_once
+
+    User = get_user_model()
+    both_checked = threading.Barrier(2)
+    create_user = User.objects.create_user
+
+    def create_user_after_both_checked(*args, **kwargs):
+        both_checked.wait(timeout=10)
+        return create_user(*args, **kwargs)
+
+    monkeypatch.setattr(User.objects, "create_user", create_user_after_both_checked)
+    try:
+        answers = at_once(lambda name: acme.client("owner").post(
+            "/api/v1/members", {"username": name, "password": "long-enough-1", "role": "viewer"}, format="json"),
+            ["racer", "RACER"])
+        assert sorted(a.status_code for a in answers) == [201, 409], [a.content for a in answers]
+        assert "already exists" in next(a for a in answers if a.status_code == 409).json()["detail"]
+    finally:
+        with schema_context(acme.schema):
+            User.objects.filter(username__iexact="racer").delete()

@@ -59,7 +59,7 @@ def test_editor_uploads_profiles_trains_and_watches_the_job_finish(page, orgs, t
     profiled = page.locator("[data-testid=profile] tbody tr td:first-child").all_text_contents()
     assert [c.strip() for c in profiled] == ["x1", "x2", "color", "label"]
     assert page.locator(".chart").count() == 4
-    page.wait_for_function("[...document.querySelectorAll('.chart')].every(chart => chart.querySelector('svg'))")
+    page.wait_for_function("() => [...document.querySelectorAll('.chart')].every(chart => chart.querySelector('svg'))")
 
     # train a model with the form's defaults
     page.click("text=Train a model")
@@ -77,7 +77,7 @@ def test_editor_uploads_profiles_trains_and_watches_the_job_finish(page, orgs, t
     # a worker picks the job up; the open page follows it by polling, nobody reloads it
     worker, outcome = run_job_in_background(demo, job_id)
     try:
-        page.wait_for_function(f"document.querySelector('{STATUS}').textContent.trim() === 'succeeded'",
+        page.wait_for_function(f"() => document.querySelector('{STATUS}').textContent.trim() === 'succeeded'",
                                timeout=90_000)
     finally:
         worker.join(timeout=90)  # never leave it writing after the test's database access ends

@@ -175,6 +175,11 @@ def test_all_missing_columns_of_the_record_are_listed(validator):
     ("signup", "not a date", "must be a date, such as \"2024-05-01\""),
     ("signup", 1700000000, "must be a date as text"),
     ("signup", "12", "must be a date, such as"),
+    # text no encoder can write, or with control characters, in every kind of column
+    ("city", "Par\ud800is", "contains a lone surrogate (U+D800)"),
+    ("amount", "\udfff", "contains a lone surrogate (U+DFFF)"),
+    ("active", "yes\x00", "contains a control character (U+0000)"),
+    ("signup", "2024-05-01\x1b", "contains a control character (U+001B)"),
 ])
 def test_a_value_of_the_wrong_type_names_the_record_and_column(validator, column, value, words):
     # Given a good first record and a bad value in the second

@@ -114,6 +114,7 @@ def test_the_platform_admin_sets_an_organizations_memory_per_job(acme):
     domains = list(Domain.objects.filter(tenant=org))
     form = {"name": org.name, "slug": org.slug, "max_concurrent_jobs": org.max_concurrent_jobs,
             "storage_quota_mb": org.storage_quota_mb, "max_upload_mb": org.max_upload_mb,
+            "api_rate_per_minute": org.api_rate_per_minute, "api_burst": org.api_burst,
             "domains-TOTAL_FORMS": len(domains), "domains-INITIAL_FORMS": len(domains),
             "domains-MIN_NUM_FORMS": 0, "domains-MAX_NUM_FORMS": 1000}
     for i, domain in enumerate(domains):
@@ -133,3 +134,49 @@ def test_a_new_organization_gets_the_memory_limit_from_the_settings(settings):
 
     settings.JOB_MEMORY_LIMIT_MB = 777
     assert Organization(name="x", slug="x", schema_name="x").max_job_memory_mb == 777
+
+
+def test_migrating_alone_makes_the_cache_table_and_sign_in_never_needs_it(acme, committed):
+    """Schemas migrated without setup_platform (the usual django-tenants step) give a working platform."""
+    from django.conf import settings
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.db import connection
+
+    table = settings.CACHES["default"]["LOCATION"]
+    if "DatabaseCache" not in settings.CACHES["default"]["BACKEND"]:
+        pytest.skip("the cache is not the database here")
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP TABLE "{table}"')
+        cursor.execute("DELETE FROM django_migrations WHERE app = 'mlplatform' AND name = '0002_cache_table'")
+    try:
+        # given no cache table, sign-in still works: its counters are in the organization's own tables
+        response = acme.client().post("/api/v1/auth/token", {"username": "viewer", "password": "viewer-pass-123"},
+                                      format="json")
+        assert response.status_code == 200, response.content
+        # when the schemas are migrated, the table is there again
+        connection.set_schema_to_public()
+        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+        connection.set_schema_to_public()
+        assert table in connection.introspection.table_names()
+        cache.set("probe", 1)
+        assert cache.get("probe") == 1
+    finally:
+        connection.set_schema_to_public()
+        call_command("createcachetable", verbosity=0)
+
+
+def test_the_schema_says_what_members_answers_hold(acme):
+    """A member without an email is answered with "": the schema must not promise an email address."""
+    schema = acme.client().get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
+    email = schema["components"]["schemas"]["MemberOutput"]["properties"]["email"]
+    assert email["type"] == "string" and "format" not in email
+    me = acme.client("viewer").get("/api/v1/me").json()
+    assert me["user"]["email"] == ""
+    # and every operation documents its errors, in one shape
+    token = schema["paths"]["/api/v1/auth/token"]["post"]["responses"]
+    assert {"400", "413", "415", "429"} <= set(token) and "401" not in token
+    predict = schema["paths"]["/api/v1/ml/models/{version_id}/predict"]["post"]["responses"]
+    assert {"400", "401", "403", "404", "413", "429"} <= set(predict)
+    assert predict["429"]["headers"]["Retry-After"]["required"] is True

@@ -20,7 +20,9 @@ Every kind also accepts ``null``: each kind's imputer in the pipeline fills it i
 same way it fills the gaps of the training data. Strings are trimmed, and an empty
 string or one of the usual "missing" spellings ("NA", "n/a", "null", ...) counts as
 null, because that is what ingestion did to the training file. Lists and objects are
-refused everywhere.
+refused everywhere, and so is text with a lone surrogate or a control character other than tab and
+line breaks (``training.ml.text``): no string that reaches a model, ONNX Runtime or the database is one
+that cannot be encoded.
 
 A record must name every feature column (send ``null`` for an unknown value: a missing
 key is more often a typo). Columns the model does not use are ignored and reported once
@@ -43,6 +45,7 @@ from pandas.api.internals import create_dataframe_from_blocks
 from training.ml.columns import BOOLEAN, CATEGORICAL, DATETIME, FALSE_STRINGS, NUMERIC, TRUE_STRINGS, parse_datetimes
 from training.ml.errors import MLInputError
 from training.ml.ingest import NA_TOKENS
+from training.ml.text import text_problem
 
 FIELD = "records"
 #: Unknown columns listed by name in the warning; the rest are counted.
@@ -72,7 +75,11 @@ def _shown(value: Any) -> str:
 
 
 def _clean_string(value: str) -> str | None:
-    """Trimmed text, or None for the spellings of "missing" that ingestion turns into nulls."""
+    """Trimmed text, or None for the spellings of "missing" that ingestion turns into nulls. Text no
+    encoder can write (a lone surrogate) or with control characters is refused (training/ml/text.py)."""
+    problem = text_problem(value, multiline=True)
+    if problem is not None:
+        raise _Bad(problem)
     text = value.strip()
     return None if text in _NA_STRINGS else text
 

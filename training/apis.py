@@ -47,9 +47,30 @@ class DatasetListApi(BaseAPIView):
 
 
 class DatasetDetailApi(BaseAPIView):
+    class DatasetReadingsInput(serializers.Serializer):
+        column_kinds = serializers.DictField(
+            child=serializers.CharField(), required=False,
+            help_text="column -> kind: numeric, categorical, boolean, date, text (ignored) or identifier (ignored)")
+        column_readings = serializers.DictField(
+            child=serializers.DictField(), required=False,
+            help_text='column -> {"format": ...}: a date format (iso8601, dd.mm.yyyy, dd/mm/yyyy, mm/dd/yyyy, '
+                      "dd-mm-yyyy, mm-dd-yyyy, yyyy/mm/dd, yyyy.mm.dd) or a number format (plain, comma_thousands, "
+                      "decimal_comma, dot_thousands, space_thousands_comma, space_thousands, apostrophe_thousands)")
+
     @extend_schema(responses={200: DatasetDetailOutput})
     def get(self, request, dataset_id: int):
         return Response(DatasetDetailOutput(get_object_or_404(Dataset, pk=dataset_id)).data)
+
+    @extend_schema(request=DatasetReadingsInput, responses={200: DatasetDetailOutput})
+    def patch(self, request, dataset_id: int):
+        """Set how some columns are read (kind, date or number format); checked against every value."""
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        data = self.DatasetReadingsInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        dataset = services.dataset_set_readings(actor=self.audit_actor(), dataset=dataset,
+                                                column_kinds=data.validated_data.get("column_kinds"),
+                                                column_readings=data.validated_data.get("column_readings"))
+        return Response(DatasetDetailOutput(dataset).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, dataset_id: int):
@@ -125,6 +146,11 @@ class TrainingStartApi(BaseAPIView):
         refit_on_all_rows = serializers.BooleanField(
             required=False, help_text="after the evaluation on the test part, fit the registered model again on every "
             "row (test part included); its test metrics are those of the evaluated fit (default false)")
+        column_kinds = serializers.DictField(
+            child=serializers.JSONField(), required=False, allow_null=True,
+            help_text='column -> kind for this job (numeric, categorical, boolean, date, text, identifier), or '
+                      'column -> {"kind": ..., "format": ...}; other columns are read as the dataset says. '
+                      "Recorded in the job's config with the readings used")
 
     @extend_schema(request=TrainingStartInput, responses={202: JobDetailOutput})
     def post(self, request):

@@ -66,7 +66,17 @@ def test_malformed_json_is_400(acme, trained):
 def test_extra_columns_are_ignored_with_a_warning(acme, trained):
     body = acme.client("viewer").post(f"/api/v1/ml/models/{trained['churn_v1']['id']}/predict",
                                       {"records": [{**RECORD, "shoe_size": 44}]}, format="json").json()
-    assert "shoe_size" in " ".join(body["warnings"])
+    assert body["warnings"] == [{"record": None, "column": "shoe_size", "code": "ignored_column",
+                                 "message": "column 'shoe_size' is ignored: the model does not use it"}]
+
+
+def test_unseen_categories_are_warned_about_per_record_and_column(acme, trained):
+    # Given a model trained on red, green and blue
+    body = acme.client("viewer").post(f"/api/v1/ml/models/{trained['churn_v1']['id']}/predict",
+                                      {"records": [RECORD, {**RECORD, "color": "Red"}]}, format="json").json()
+    # Then the second record's colour is named, with the category it differs from by case only
+    assert [(w["record"], w["column"], w["code"]) for w in body["warnings"]] == [(1, "color", "unseen_category")]
+    assert "'red' was" in body["warnings"][0]["message"]
 
 
 def test_too_many_records_is_400(acme, trained, settings):

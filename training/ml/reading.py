@@ -520,7 +520,7 @@ def read_target(values: pd.Series, reading: ColumnReading | None) -> pd.Series:
 
 def unreadable_mask(raw: pd.Series, read: pd.Series) -> np.ndarray:
     """Which values were present in ``raw`` but could not be read (missing in ``read``)."""
-    present = raw.notna().to_numpy()
+    present = raw.notna().to_numpy().copy()
     if _is_text(raw) and len(raw):
         present &= as_text(raw).is_valid().to_numpy(zero_copy_only=False)
     return present & read.isna().to_numpy()
@@ -606,7 +606,7 @@ def _boolean_reader(reading: ColumnReading) -> Callable[[Any], bool | None]:
                 return answer
         elif isinstance(value, (int, float, np.integer, np.floating, np.bool_)) and value in (0, 1):
             return bool(value)
-        raise UnreadableValue(f"must be true or false (or yes/no, 1/0), got {shown(value)}")
+        raise UnreadableValue(f"must be true or false, got {shown(value)}")
 
     return read
 

@@ -68,7 +68,13 @@ def load_pipeline_verified(version: ModelVersion):
 
 
 def serving_entry(version: ModelVersion) -> ServingEntry:
-    """The cached predictor for a version, loading (and verifying) it on first use."""
+    """The cached real-time predictor for a version, loading (and verifying) it on first use.
+
+    Engine: ONNX Runtime on one thread when the version has a graph that agreed with the pipeline at
+    registration (``serving_engine == "onnx"``): one record in about 60 us against about 10 ms natively
+    (``bench/serving.py``). Otherwise, and for a graph that fails to load, the native pipeline on one thread.
+    Batch predictions and evaluations always use the native pipeline (``batch.run_batch``).
+    """
     key = (connection.schema_name, version.pk, version.artifact_sha256, version.onnx_sha256)
     with _lock:
         entry = _cache.get(key)

@@ -163,7 +163,8 @@ class _Exact:
         if not len(values):
             return
         n, mean = len(values), float(values.mean())
-        m2 = float(((values - mean) ** 2).sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: the std is then undefined
+            m2 = float(((values - mean) ** 2).sum())
         total = self.count + n
         delta = mean - self.mean
         self.mean += delta * n / total

@@ -677,8 +677,11 @@ class _Family:
     #: the last candidate to die, the values it had read, and the first value it could not read
     last_death: tuple[str, int, str] | None = None
 
-    def kill(self, keys: Iterable[str], seen: int, example: str) -> None:
+    def kill(self, keys: Iterable[str], seen: int, example: str, values: pa.Array | None = None) -> None:
+        """Drop ``keys``: ``example`` does not fit them; ``seen`` values came before the block ``values``."""
         keys = [k for k in keys if k in self.alive]
+        if keys and values is not None:
+            seen += max(0, pc.index(values, example).as_py())
         if keys and len(keys) == len(self.alive):
             self.last_death = (keys[0], seen, example)
         self.alive = [k for k in self.alive if k not in keys]
@@ -756,7 +759,7 @@ class FormatEvidence:
         codes = pc.match_substring_regex(values, CODE_LIKE)
         if pc.any(codes).as_py():
             example = values.filter(codes)[0].as_py()
-            self.numbers.kill(list(self.numbers.alive), seen, example)
+            self.numbers.kill(list(self.numbers.alive), seen, example, values)
             return
         dead = []
         for key in self.numbers.alive:
@@ -765,7 +768,7 @@ class FormatEvidence:
                 misfit = shapes.filter(pc.invert(fits))[0].as_py()
                 dead.append((key, misfit))
         for key, misfit in dead:
-            self.numbers.kill([key], seen, _example_of(values, misfit))
+            self.numbers.kill([key], seen, _example_of(values, misfit), values)
         # Two formats that both fit read a value differently only through a separator they give different
         # meanings: parsing the shapes (9s for digits) tells which pairs differ.
         with_separators = [s for s in shapes.to_pylist() if _SEPARATOR_SHAPES.search(s)]
@@ -781,14 +784,14 @@ class FormatEvidence:
             shaped = pc.or_(pc.match_substring_regex(shapes, ISO_PATTERN),
                             pc.match_substring_regex(shapes, date_format.pattern))
             if not pc.all(shaped).as_py():
-                self.dates.kill([key], seen, _example_of(values, shapes.filter(pc.invert(shaped))[0].as_py()))
+                self.dates.kill([key], seen, _example_of(values, shapes.filter(pc.invert(shaped))[0].as_py()), values)
         if not self.dates.alive:
             return
         parsed = {key: DATE_FORMATS[key].parse_array(values) for key in self.dates.alive}
         for key, dates in parsed.items():
             missing = dates.isna().to_numpy()
             if missing.any():
-                self.dates.kill([key], seen, values[int(np.argmax(missing))].as_py())
+                self.dates.kill([key], seen + int(np.argmax(missing)), values[int(np.argmax(missing))].as_py())
         parsed = {key: pa.array(dates.to_numpy()) for key, dates in parsed.items() if key in self.dates.alive}
         if len(parsed) > 1:
             self._note_disagreements(self.dates, parsed, lambda a, b: pc.not_equal(a, b))

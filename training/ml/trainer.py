@@ -35,6 +35,12 @@ from training.ml.threads import limit_threads
 
 #: More than this share of missing target values is refused rather than silently dropped.
 MAX_MISSING_TARGET_SHARE = 0.5
+#: Numbers larger than this in magnitude are refused up front: tree models and XGBoost compute in single
+#: precision (largest value 3.4e38, so larger ones become infinite) and scaling squares values, which
+#: overflows double precision past about 1e154; either way the fit fails with "Input X contains NaN".
+MAX_ABS_VALUE = 1e38
+#: Kinds a target can have (text and identifier columns are ignored, a date is not something to predict here).
+TARGET_KINDS = (NUMERIC, CATEGORICAL, BOOLEAN)
 MIN_ROWS = 10
 MAX_TEST_FRAME_ROWS = 2000
 MAX_WARNING_NOTES = 5
@@ -132,14 +138,35 @@ class JobSettings:
         self._validate_reading_settings()
         features = self._validate_columns(df)
         readings = self.resolve_readings(df, [*features, self.target])
+        if readings[self.target].source == "user" and readings[self.target].kind not in TARGET_KINDS:
+            raise MLInputError(f"the target '{self.target}' is declared {readings[self.target].kind} in column_kinds; a "
+                               f"target must be numeric, categorical or boolean", field="column_kinds")
         y_read = read_target(df[self.target], readings[self.target])
         self._validate_target(y_read, readings[self.target])
         y = y_read.dropna()
         problem_type, reason = _problem_type(self.problem_type, y, readings[self.target])
         X = read_frame(df.loc[y.index, features], readings)
+        _check_magnitudes(X, {c: readings[c].kind for c in features}, y, problem_type)
         return PreparedData(readings=readings, features=features, X=X, y=y,
                             missing_target=int(len(y_read) - len(y)), problem_type=problem_type,
                             problem_type_reason=reason)
+
+
+def _check_magnitudes(X: pd.DataFrame, kinds: dict[str, str], y: pd.Series, problem_type: ProblemType) -> None:
+    """400 naming the column when a number is beyond ``MAX_ABS_VALUE`` (the fit would fail in the worker)."""
+    columns = [(c, X[c], "features") for c, kind in kinds.items() if kind == NUMERIC]
+    if problem_type is ProblemType.REGRESSION:
+        columns.append((y.name, y, "target"))
+    for column, values, field_name in columns:
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            huge = np.isfinite(numbers) & (np.abs(numbers) > MAX_ABS_VALUE)
+        if huge.any():
+            largest = float(np.max(np.abs(numbers[huge])))
+            raise MLInputError(
+                f"column '{column}' holds {int(huge.sum())} value(s) beyond ±{MAX_ABS_VALUE:.0e} (up to "
+                f"{largest:.3g}); models compute in single precision, which cannot hold them: rescale the column "
+                f"(for example divide it by a power of ten) or leave those values empty", field=field_name)
 
 
 def _problem_type(requested: str, y: pd.Series, reading: ColumnReading) -> tuple[ProblemType, str]:

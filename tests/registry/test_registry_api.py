@@ -294,3 +294,23 @@ def test_batch_predictions_count_towards_the_plans_concurrent_jobs(acme, trained
     training = editor.post("/api/v1/ml/training/start", {"dataset_id": trained["datasets"]["churn"]["id"],
                                                          "target": "label", "model_name": "x"}, format="json")
     assert training.status_code == 409 and "batch" in training.json()["detail"]
+
+
+def test_a_version_from_before_readings_answers_as_it_did(acme, trained):
+    # Given the same version with its feature schema as it was stored before column readings existed
+    from models_registry.models import ModelVersion
+
+    url = f"/api/v1/ml/models/{trained['price_v1']['id']}/predict"
+    records = [{"size": 100, "rooms": 3, "area": "south"}, {"size": "55.5", "rooms": None, "area": "north"}]
+    before = acme.client("viewer").post(url, {"records": records}, format="json").json()
+    with schema_context(acme.schema):
+        version = ModelVersion.objects.get(pk=trained["price_v1"]["id"])
+        old = [{k: v for k, v in c.items() if k not in ("reading", "mean", "std", "quantiles")}
+               for c in version.feature_schema]
+        ModelVersion.objects.filter(pk=version.pk).update(feature_schema=old, target_schema={})
+    cache_clear()
+
+    # When it predicts, then it reads the values the old way and gives the same answers
+    after = acme.client("viewer").post(url, {"records": records}, format="json").json()
+    assert after["predictions"] == before["predictions"]
+    cache_clear()

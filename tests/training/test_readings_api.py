@@ -153,3 +153,28 @@ def test_a_numeric_target_with_decimal_commas_is_regression_and_integer_codes_ca
     classes = start(acme, dataset["id"], target="code", algorithm="logistic_regression",
                     column_kinds={"code": "categorical"}, features=["x"], cv_folds=2)
     assert classes.status_code == 202, classes.content
+
+
+def test_a_dataset_profiled_before_readings_still_trains(acme, dataset):
+    # Given a dataset whose profile has no readings (uploaded before they existed)
+    from django_tenants.utils import schema_context
+
+    from training.models import Dataset
+
+    with schema_context(acme.schema):
+        stored = Dataset.objects.get(pk=dataset["id"])
+        stored.profile = {**stored.profile, "columns": [{k: v for k, v in c.items() if k != "reading"}
+                                                         for c in stored.profile["columns"]]}
+        stored.save(update_fields=["profile"])
+    # When a job starts, then the columns are read as inferred now, and nothing is recorded as stored
+    response = acme.client("editor").post("/api/v1/ml/training/start", {
+        "dataset_id": dataset["id"], "target": "label", "model_name": "old", "algorithm": "logistic_regression"},
+        format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["config"]["column_readings"] is None
+    # and an AutoML job records the kinds it was given as well
+    automl = acme.client("editor").post("/api/v1/ml/training/start", {
+        "dataset_id": dataset["id"], "target": "label", "model_name": "old-automl", "algorithm": "auto",
+        "time_budget_s": 10, "column_kinds": {"region": "categorical"}}, format="json")
+    assert automl.status_code == 202, automl.content
+    assert automl.json()["kind"] == "automl" and automl.json()["config"]["column_kinds"] == {"region": "categorical"}

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import csv_bytes, upload
+from .conftest import assert_400_naming, csv_bytes, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -132,10 +132,7 @@ def start(org, dataset_id, **settings):
 def test_what_would_fail_in_the_worker_is_400_naming_the_column(acme, frame, settings, field, words):
     dataset = upload(acme, csv_bytes(frame), name="checks").json()
     response = start(acme, dataset["id"], **settings)
-    assert response.status_code == 400, response.content
-    body = response.json()
-    assert field in body["errors"], body
-    assert words in body["detail"] or words in str(body["errors"])
+    assert_400_naming(response, field, words)
 
 
 def test_a_numeric_target_with_decimal_commas_is_regression_and_integer_codes_can_be_classes(acme):

@@ -53,7 +53,7 @@ from training.ml.importance import Importance, feature_importance, model_importa
 from training.ml.jsonable import plain
 from training.ml.metrics import Metric, evaluate, get_metric
 from training.ml.preprocess import plan_preprocessing
-from training.ml.problem import ProblemType, resolve_problem_type
+from training.ml.problem import ProblemType
 from training.ml.search import COMPLETE, FAILED, PRUNED, ProgressFn, build_pipeline, no_progress
 from training.ml.threads import limit_threads
 from training.ml.trainer import (

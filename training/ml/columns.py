@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,10 @@ def parse_datetimes(values: pd.Series) -> pd.Series:
         return values.dt.tz_convert("UTC").dt.tz_localize(None)
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
+    present = values.dropna()
+    if len(present) and present.map(lambda v: isinstance(v, (datetime, np.datetime64))).all():
+        # already read (a column's reading made them dates): taken as they are, nothing to guess
+        return pd.to_datetime(values, utc=True).dt.tz_localize(None)
     text = values.astype(object).where(values.notna(), None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -735,14 +735,14 @@ class FormatEvidence:
         present = values.drop_null() if values.null_count else values
         if not len(present):
             return
-        if len(present) > _HEAD:
-            self._observe(present.slice(0, _HEAD), count=False)
+        if len(present) > _HEAD:  # most columns rule every candidate out in their first values: look there first
+            self._observe(present.slice(0, _HEAD))
             if not self.live:
                 return
-        self._observe(present, count=True)
+        self._observe(present)
         self.values += len(present)
 
-    def _observe(self, values: pa.Array, *, count: bool) -> None:
+    def _observe(self, values: pa.Array) -> None:
         if self.spellings is not None:
             lowered = set(pc.unique(pc.utf8_lower(values)).to_pylist())
             self.spellings = self.spellings | lowered if lowered <= BOOLEAN_SPELLINGS.keys() else None

@@ -3,10 +3,12 @@
 Inputs are read with the version's stored column readings (an uploaded file's feature columns are kept as text
 at ingestion, so the version's number and date formats decide how they read, not the file's own guess).
 
-Engine: the native pipeline with the job's threads, whatever serves real-time. Measured with
-``bench/batch.py`` (1,000,000 rows, 100-tree random forest, 2 cores): native about 98,000 rows/s, its ONNX
-graph on one thread about 16,000 rows/s; a one-record request is the other way round (ONNX about 100 times
-faster, ``bench/serving.py``). Both engines agree within ``onnx_export.PARITY_TOLERANCE`` or ONNX is not used.
+Engine: the one that predicts whole tables fastest for the version's algorithm (``loading.table_predictor``,
+measured by ``bench/engines.py`` and ``bench/batch.py``): the native pipeline with the job's threads for forests
+(1,000,000 rows, 100-tree random forest, 2 cores: about 98,000 rows/s against 16,000 for its one-thread ONNX
+graph), linear models and XGBoost (a tie); the ONNX graph for histogram gradient boosting (about 3x faster).
+A one-record request is different again (ONNX about 100 times faster, ``bench/serving.py``). The engines agree
+within ``onnx_export.PARITY_TOLERANCE`` or ONNX is not used at all.
 """
 from __future__ import annotations
 
@@ -26,10 +28,9 @@ from mlplatform.models import JobStatus
 from tenants.accounts.services import audit_record
 from tenants.selectors import current_organization
 from training.ml.errors import JobCancelled, MLInputError
-from training.ml.predictors import NativePredictor
 from training.ml.threads import job_threads
 
-from .loading import load_pipeline_verified
+from .loading import table_predictor
 from .models import BatchPredictionJob, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -104,11 +105,9 @@ def run_batch(job_id: int) -> str:
         else:
             raise MLInputError("the input dataset was deleted before the job started", field="dataset_id")
         monitor.progress("loading model", 0.01)
-        # the native pipeline with the job's threads: over whole tables it outruns the one-thread ONNX session
-        # (see the module docstring for the measurement)
         version = job.version
-        predictor = NativePredictor(load_pipeline_verified(version), version.problem_type, version.classes or None,
-                                    [c["name"] for c in version.feature_schema], n_threads=settings.THREADS_PER_JOB)
+        predictor = table_predictor(version, n_threads=settings.THREADS_PER_JOB)  # the engine measured fastest
+        monitor.log(f"engine: {'ONNX Runtime' if predictor.engine == 'onnx' else 'native pipeline'}")
         with job_threads(settings.THREADS_PER_JOB):
             result = predict_batch(
                 source, predictor, output_path, feature_schema=version.feature_schema,

@@ -127,17 +127,16 @@ def evaluation_create(*, actor: str, version: ModelVersion, dataset, frame: pd.D
     """Metrics of the version on a labelled frame; the frame must hold the target and every feature.
 
     The frame's columns are read with the version's stored readings (its feature and target schemas: the rules
-    its training data was read with) and predicted by the native pipeline, the engine batch predictions use,
-    so an evaluation's numbers are those a batch prediction of the same rows writes. Values that changed
+    its training data was read with) and predicted by the engine batch predictions use
+    (``loading.table_predictor``), so an evaluation's numbers are those a batch prediction of the same rows writes. Values that changed
     meaning (unseen category, far outside the training range, unreadable) are summarised in ``warnings``.
     """
     from training.ml.metrics import evaluate_predictions
-    from training.ml.predictors import NativePredictor
     from training.ml.problem import ProblemType
     from training.ml.reading import ColumnReading, read_frame, read_target, readings_from_schema
     from training.ml.value_checks import WarningSummary, column_checks, frame_warnings
 
-    from .loading import load_pipeline_verified
+    from .loading import table_predictor
 
     needed = [c["name"] for c in version.feature_schema]
     missing = [c for c in [version.target, *needed] if c not in frame.columns]
@@ -157,7 +156,7 @@ def evaluation_create(*, actor: str, version: ModelVersion, dataset, frame: pd.D
     summary = WarningSummary()
     summary.add(frame_warnings(raw, X, column_checks(version.feature_schema), offset=1))
     problem_type = ProblemType(version.problem_type)
-    predictor = NativePredictor(load_pipeline_verified(version), problem_type, version.classes or None, needed)
+    predictor = table_predictor(version, n_threads=1)  # the engine batch predictions use; one thread in a request
     try:
         labels, proba = predictor.predict(X)
         report = evaluate_predictions(y.to_numpy(), labels, proba, predictor.classes, problem_type)

@@ -28,6 +28,7 @@ import pytest
 from django_tenants.utils import schema_context
 from sklearn import metrics as skm
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
@@ -108,7 +109,9 @@ def _thousands_case() -> Case:
     truth = pd.DataFrame({"revenue": revenue, "staff": staff, "profit": y})
     messy = pd.DataFrame({"revenue": [f"{v:,.2f}" for v in revenue],
                           "staff": [f"{v:,.1f}".replace(",", " ") for v in staff], "profit": y.astype(str)})
-    return Case("thousands-separators", truth, messy, "profit", "ridge", expect={
+    # histogram gradient boosting: its batch and evaluation answers come from its ONNX graph, measured faster
+    return Case("thousands-separators", truth, messy, "profit", "hist_gradient_boosting", params={"max_iter": 30},
+                expect={
         "revenue": ("numeric", "comma_thousands", False), "staff": ("numeric", "space_thousands", False)})
 
 
@@ -225,6 +228,7 @@ def plain_pipeline(kinds: dict[str, str], algorithm: str, params: dict, classifi
         "logistic_regression": lambda: LogisticRegression(C=params["C"], class_weight=params["class_weight"],
                                                           max_iter=params["max_iter"], random_state=42),
         "xgboost": lambda: XGBRegressor(**params, tree_method="hist", random_state=42, n_jobs=1),
+        "hist_gradient_boosting": lambda: HistGradientBoostingRegressor(**params, random_state=42),
     }
     return Pipeline([("features", ColumnTransformer(parts)), ("model", estimators[algorithm]())])
 
@@ -360,8 +364,9 @@ def test_messy_table(acme, committed, case):
     assert batch_found == case.warnings
     assert {(w["column"], w["code"]) for w in evaluation["warnings"]} == case.warnings
 
+    batch_engine = "onnx" if any("engine: ONNX" in line for _, line in job["log"]) else "native"
     TABLE.append({"case": case.id, "read": read, "metric": metric, "ours": ours, "sklearn": plain_score,
-                  "engine": version["serving_engine"], "max_diff": worst,
+                  "engine": f"real-time {version['serving_engine']}, batch {batch_engine}", "max_diff": worst,
                   "tolerance": TOLERANCE if classification else TOLERANCE * spread,
                   "warnings": ", ".join(sorted(f"{c}:{k}" for c, k in realtime_found)) or "-"})
 
@@ -372,7 +377,7 @@ def _print_table():
     if not TABLE:
         return
     lines = ["| case | what was read | metric | ours | plain scikit-learn | real-time = batch = evaluate "
-             "(real-time engine; largest difference) | warnings |", "|---|---|---|---|---|---|---|"]
+             "(engines; largest difference) | warnings |", "|---|---|---|---|---|---|---|"]
     for row in TABLE:
         lines.append(f"| {row['case']} | {row['read']} | {row['metric']} | {row['ours']:.6g} | {row['sklearn']:.6g} "
                      f"| yes ({row['engine']}; {row['max_diff']:.2g} <= {row['tolerance']:.2g}) | {row['warnings']} |")

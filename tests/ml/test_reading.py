@@ -230,3 +230,13 @@ def test_numbers_two_formats_read_differently_are_kept_as_text_so_the_reading_ca
     result = ingest(b"x\n1.234\n5.678\n9.1\n".replace(b"9.1", b"9.100"))
     assert result.readings["x"]["alternatives"] == ["dot_thousands"]
     assert str(pq.read_schema(result.path).field("x").type) == "string"
+
+
+def test_a_thousands_separator_first_seen_deep_in_a_file_still_settles_the_column():
+    # Given plain numbers for many blocks of the file, then one written with a thousands separator
+    rows = [f"{i % 900}.5" for i in range(20_000)] + ['"1,234.5"'] + ["7.25"] * 10
+    result = ingest(("x\n" + "\n".join(rows)).encode(), block_size=2**14)
+    # Then the whole column is one format, found from every row, and stored so that it reads
+    assert (result.readings["x"]["kind"], result.readings["x"]["number_format"]) == ("numeric", "comma_thousands")
+    profile = profile_parquet(result.path, readings=result.readings)
+    assert profile["columns"][0]["max"] == 1234.5 and profile["columns"][0]["missing"] == 0

@@ -515,7 +515,11 @@ def _settle_types(source: _Source, names, delimiter, encoding, header_lines, blo
                     cleaned = clean_text(column)
                     if not types.is_text(i):  # text stays text: no need to look again
                         types.observe(i, cleaned, first_row=rows + 1)
-                    evidence[i].observe(cleaned)
+                    typed = _TYPED_KINDS.get(types.state(i))
+                    if typed:  # the cast vouches for the values: only what it cannot tell is looked at
+                        evidence[i].observe_typed(cleaned, typed)
+                    else:
+                        evidence[i].observe(cleaned)
                 rows += batch.num_rows
     except UnicodeDecodeError:
         raise _DecodeFailed() from None
@@ -588,6 +592,8 @@ _ARROW_TYPES = {
     "null": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
     "datetime": pa.timestamp("us"), "datetime_tz": pa.timestamp("us", tz="UTC"), "string": pa.string(),
 }
+#: Settled types whose cast vouches for a block's values, and the kind of values they are.
+_TYPED_KINDS = {"int": NUMERIC, "float": NUMERIC, "bool": BOOLEAN, "datetime": DATETIME, "datetime_tz": DATETIME}
 _TYPE_WORDS = {"int": "numbers", "float": "numbers", "bool": "true/false values",
                "datetime": "dates", "datetime_tz": "dates"}
 

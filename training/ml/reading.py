@@ -664,8 +664,6 @@ _VALUE_READERS: dict[str, Callable[[ColumnReading], Callable[[Any], Any]]] = {
 # --- inference from the whole column ---------------------------------------------------------------
 
 _HEAD = 64
-_DIGIT = r"\d"
-_SEPARATOR_SHAPES = re.compile(r"[.,'\u2019 \u00a0\u202f]")
 
 
 @dataclass
@@ -706,6 +704,16 @@ class _Family:
         return best[0], tuple(best[1:])
 
 
+#: Separator characters a number format gives a meaning to (space includes the no-break spaces).
+_SEPARATORS = {".": r"\.", ",": ",", " ": "[ \u00a0\u202f]", "'": "['\u2019]"}
+
+
+def _meaning(number_format: NumberFormat, separator: str) -> str | None:
+    if separator == number_format.decimal:
+        return "decimal"
+    return "thousands" if separator == number_format.thousands else None
+
+
 class FormatEvidence:
     """What every value of one column seen so far allows, accumulated block by block.
 
@@ -714,9 +722,13 @@ class FormatEvidence:
     format, date format or boolean spelling fits every value (plain text: categories,
     identifiers or free text, told apart later from the values' spread).
 
-    Cost: candidates are checked on the distinct *shapes* of a block (digits replaced by 9,
-    a few dozen strings for a numeric column) and die at their first misfit, so after the
-    first block a column costs one regular-expression pass per block.
+    ``observe_typed`` takes a block that Arrow already cast to a number, boolean or
+    timestamp (ingestion knows): it only updates what a cast cannot tell (whether the
+    dots could be thousands separators, which other formats the values still fit).
+
+    Cost of ``observe``: a candidate dies at its first misfit and the first 64 values are
+    looked at first, so a column of names or codes is ruled out at once; a column that stays
+    a candidate costs one regular-expression pass per block and candidate.
     """
 
     def __init__(self) -> None:
@@ -724,16 +736,15 @@ class FormatEvidence:
         self.numbers = _Family(list(NUMBER_FORMATS))
         self.dates = _Family(list(DATE_FORMATS))
         self.spellings: set[str] | None = set()
+        self.separators: set[str] = set()  # separator characters seen in values that fit a number format
 
     @property
     def live(self) -> bool:
         return bool(self.numbers.alive or self.dates.alive or self.spellings is not None)
 
     def observe(self, values: pa.Array) -> None:
-        if not self.live:
-            return
-        present = values.drop_null() if values.null_count else values
-        if not len(present):
+        present = self._present(values)
+        if present is None:
             return
         if len(present) > _HEAD:  # most columns rule every candidate out in their first values: look there first
             self._observe(present.slice(0, _HEAD))
@@ -742,68 +753,120 @@ class FormatEvidence:
         self._observe(present)
         self.values += len(present)
 
+    def observe_typed(self, values: pa.Array, kind: str) -> None:
+        """A block whose every value Arrow cast to ``kind`` (NUMERIC, BOOLEAN or DATETIME)."""
+        present = self._present(values)
+        if present is None:
+            return
+        seen = self.values
+        first = present[0].as_py()
+        if kind != NUMERIC:  # true/false or ISO dates: no number format reads them
+            self.numbers.kill(list(self.numbers.alive), seen, first)
+        if kind != DATETIME:  # plain numbers and true/false are no dates
+            self.dates.kill(list(self.dates.alive), seen, first)
+        if kind == BOOLEAN and self.spellings is not None:
+            self._spell(present)
+        else:
+            self.spellings = None
+        if kind == NUMERIC and self.numbers.alive:
+            self._cast_numbers(present, seen)
+        self.values += len(present)
+
+    def _cast_numbers(self, values: pa.Array, seen: int) -> None:
+        """Numbers Arrow cast (plain, no codes like "007"): which other formats still fit, from literal scans.
+
+        A cast number fits a format with a decimal point unless written with an exponent or a bare
+        point ("1e5", ".5", "5."); a format with a decimal comma only if it has no point at all; and
+        dots between thousands only if every point is followed by groups of three digits.
+        """
+        point = pc.any(pc.match_substring(values, ".")).as_py()
+        odd = any(pc.any(check).as_py() for check in (
+            pc.match_substring(values, "e", ignore_case=True), pc.starts_with(values, "."),
+            pc.ends_with(values, "."), pc.match_substring(values, "-."), pc.match_substring(values, "+.")))
+        for key in list(self.numbers.alive):
+            number_format = NUMBER_FORMATS[key]
+            if key == "plain":
+                continue
+            if odd or (point and number_format.decimal == ","):
+                if key == "dot_thousands" and not odd:
+                    fits = pc.match_substring_regex(values, number_format.pattern)
+                    if pc.all(fits).as_py():
+                        continue
+                    self.numbers.kill([key], seen, values.filter(pc.invert(fits))[0].as_py(), values)
+                    continue
+                self.numbers.kill([key], seen, values[0].as_py())
+        if point:
+            self.separators.add(".")
+        self._note_number_disagreements()
+
+    def _present(self, values: pa.Array) -> pa.Array | None:
+        if not self.live:
+            return None
+        present = values.drop_null() if values.null_count else values
+        return present if len(present) else None
+
     def _observe(self, values: pa.Array) -> None:
         if self.spellings is not None:
-            lowered = set(pc.unique(pc.utf8_lower(values)).to_pylist())
-            self.spellings = self.spellings | lowered if lowered <= BOOLEAN_SPELLINGS.keys() else None
-        if not (self.numbers.alive or self.dates.alive):
-            return
-        shapes = pc.unique(pc.replace_substring_regex(values, _DIGIT, "9"))
+            self._spell(values)
         if self.numbers.alive:
-            self._numbers(values, shapes)
+            self._numbers(values, self.values)
         if self.dates.alive:
-            self._dates(values, shapes)
+            self._dates(values, self.values)
 
-    def _numbers(self, values: pa.Array, shapes: pa.Array) -> None:
-        seen = self.values
+    def _spell(self, values: pa.Array) -> None:
+        distinct = pc.unique(values)
+        if len(distinct) > 4 * len(BOOLEAN_SPELLINGS):  # spelled in more ways than any true/false column is
+            self.spellings = None
+            return
+        lowered = set(pc.utf8_lower(distinct).to_pylist())
+        self.spellings = self.spellings | lowered if lowered <= BOOLEAN_SPELLINGS.keys() else None
+
+    def _numbers(self, values: pa.Array, seen: int) -> None:
         codes = pc.match_substring_regex(values, CODE_LIKE)
         if pc.any(codes).as_py():
-            example = values.filter(codes)[0].as_py()
-            self.numbers.kill(list(self.numbers.alive), seen, example, values)
+            self.numbers.kill(list(self.numbers.alive), seen, values.filter(codes)[0].as_py(), values)
             return
-        dead = []
-        for key in self.numbers.alive:
-            fits = pc.match_substring_regex(shapes, NUMBER_FORMATS[key].pattern)
+        for key in list(self.numbers.alive):
+            fits = pc.match_substring_regex(values, NUMBER_FORMATS[key].pattern)
             if not pc.all(fits).as_py():
-                misfit = shapes.filter(pc.invert(fits))[0].as_py()
-                dead.append((key, misfit))
-        for key, misfit in dead:
-            self.numbers.kill([key], seen, _example_of(values, misfit), values)
-        # Two formats that both fit read a value differently only through a separator they give different
-        # meanings: parsing the shapes (9s for digits) tells which pairs differ.
-        with_separators = [s for s in shapes.to_pylist() if _SEPARATOR_SHAPES.search(s)]
-        if with_separators and len(self.numbers.alive) > 1:
-            sample = pa.array(with_separators, pa.string())
-            parsed = {key: NUMBER_FORMATS[key].parse_array(sample) for key in self.numbers.alive}
-            self._note_disagreements(self.numbers, parsed, lambda a, b: pc.not_equal(a, b))
+                self.numbers.kill([key], seen, values.filter(pc.invert(fits))[0].as_py(), values)
+        if not self.numbers.alive:
+            return
+        for separator, pattern in _SEPARATORS.items():
+            if separator not in self.separators and pc.any(pc.match_substring_regex(values, pattern)).as_py():
+                self.separators.add(separator)
+        self._note_number_disagreements()
 
-    def _dates(self, values: pa.Array, shapes: pa.Array) -> None:
-        seen = self.values
+    def _note_number_disagreements(self) -> None:
+        """Formats that fit every value read one differently only through a separator they give different
+        meanings (a dot as decimal point or between thousands): the separators that occur tell which pairs differ."""
+        alive = self.numbers.alive
+        for i, a in enumerate(alive):
+            for b in alive[i + 1:]:
+                if any(_meaning(NUMBER_FORMATS[a], sep) != _meaning(NUMBER_FORMATS[b], sep) for sep in self.separators):
+                    self.numbers.disagree.add(frozenset((a, b)))
+
+    def _dates(self, values: pa.Array, seen: int) -> None:
+        parsed = {}
         for key in list(self.dates.alive):
             date_format = DATE_FORMATS[key]
-            shaped = pc.or_(pc.match_substring_regex(shapes, ISO_PATTERN),
-                            pc.match_substring_regex(shapes, date_format.pattern))
+            shaped = pc.or_(pc.match_substring_regex(values, ISO_PATTERN),
+                            pc.match_substring_regex(values, date_format.pattern))
             if not pc.all(shaped).as_py():
-                self.dates.kill([key], seen, _example_of(values, shapes.filter(pc.invert(shaped))[0].as_py()), values)
-        if not self.dates.alive:
-            return
-        parsed = {key: DATE_FORMATS[key].parse_array(values) for key in self.dates.alive}
-        for key, dates in parsed.items():
+                self.dates.kill([key], seen, values.filter(pc.invert(shaped))[0].as_py(), values)
+                continue
+            dates = date_format.parse_array(values)
             missing = dates.isna().to_numpy()
-            if missing.any():
+            if missing.any():  # the shape fits, the date does not exist (31.02.2024)
                 self.dates.kill([key], seen + int(np.argmax(missing)), values[int(np.argmax(missing))].as_py())
-        parsed = {key: pa.array(dates.to_numpy()) for key, dates in parsed.items() if key in self.dates.alive}
-        if len(parsed) > 1:
-            self._note_disagreements(self.dates, parsed, lambda a, b: pc.not_equal(a, b))
-
-    @staticmethod
-    def _note_disagreements(family: _Family, parsed: dict[str, pa.Array], differ) -> None:
-        keys = list(parsed)
+            else:
+                parsed[key] = pa.array(dates.to_numpy())
+        keys = [k for k in parsed if k in self.dates.alive]
         for i, a in enumerate(keys):
             for b in keys[i + 1:]:
                 pair = frozenset((a, b))
-                if pair not in family.disagree and pc.any(differ(parsed[a], parsed[b])).as_py():
-                    family.disagree.add(pair)
+                if pair not in self.dates.disagree and pc.any(pc.not_equal(parsed[a], parsed[b])).as_py():
+                    self.dates.disagree.add(pair)
 
     # --- the verdict ------------------------------------------------------------------------------
     @property
@@ -847,13 +910,6 @@ class FormatEvidence:
                         f"{example!r}, so it is read as text; set its kind to "
                         f"{'numeric' if word == 'numbers' else 'date'} to read the others and count the rest as missing")
         return None
-
-
-def _example_of(values: pa.Array, shape: str) -> str:
-    """The first value of ``values`` whose shape is ``shape``."""
-    pattern = "^" + re.escape(shape).replace("9", r"\d") + "$"
-    match = values.filter(pc.match_substring_regex(values, pattern))
-    return match[0].as_py() if len(match) else shape
 
 
 def evidence_of(values: pd.Series | pa.Array | pa.ChunkedArray) -> FormatEvidence:

@@ -6,7 +6,8 @@ at ingestion, so the version's number and date formats decide how they read, not
 Engine: the one that predicts whole tables fastest for the version's algorithm (``loading.table_predictor``,
 measured by ``bench/engines.py`` and ``bench/batch.py``): the native pipeline with the job's threads for forests
 (1,000,000 rows, 100-tree random forest, 2 cores: about 98,000 rows/s against 16,000 for its one-thread ONNX
-graph), linear models and XGBoost (a tie); the ONNX graph for histogram gradient boosting (about 3x faster).
+graph; 2.4x to 3.4x in ``bench/engines.py``), XGBoost and linear models (even to 1.5x); the ONNX graph for
+histogram gradient boosting (1.7x to 3x the native rows/s).
 A one-record request is different again (ONNX about 100 times faster, ``bench/serving.py``). The engines agree
 within ``onnx_export.PARITY_TOLERANCE`` or ONNX is not used at all.
 """

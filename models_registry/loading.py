@@ -117,8 +117,8 @@ def table_engine(version: ModelVersion) -> str:
 def table_predictor(version: ModelVersion, *, n_threads: int):
     """The predictor for whole tables (batch predictions, evaluations): the engine the version's algorithm
     predicts tables fastest with (``Algorithm.table_engine``, measured by ``bench/engines.py``: the native
-    pipeline with ``n_threads`` for forests, where it is about 3x faster than the one-thread graph; the ONNX
-    graph for histogram gradient boosting, about 3x faster than native). ONNX only when the version has a
+    pipeline with ``n_threads`` for forests, 2.4x to 3.4x the one-thread graph's rows/s; the ONNX graph for
+    histogram gradient boosting, 1.7x to 3x native). ONNX only when the version has a
     graph that agreed with the pipeline at registration; otherwise, or if it fails to load, native."""
     from training.ml.predictors import NativePredictor, OnnxPredictor
 

@@ -51,7 +51,9 @@ class VersionOutput(serializers.Serializer):
 
 
 class VersionDetailOutput(VersionOutput):
-    feature_schema = serializers.JSONField()
+    feature_schema = serializers.JSONField(help_text="per used column: name, kind, reading (how its values are read), "
+                                                     "and what training saw (categories, min, max)")
+    target_schema = serializers.JSONField(help_text="the target's reading; for regression its spread")
     importance = serializers.JSONField()
     library_versions = serializers.JSONField()
     onnx_check = serializers.JSONField()
@@ -59,7 +61,8 @@ class VersionDetailOutput(VersionOutput):
 
     def get_evaluations(self, version) -> list[dict]:
         return [{"id": e.pk, "dataset_id": e.dataset_id, "dataset_name": e.dataset_name, "rows": e.rows,
-                 "scores": e.metrics.get("scores"), "created_by": e.created_by, "created": e.created.isoformat()}
+                 "scores": e.metrics.get("scores"), "warnings": e.warnings, "created_by": e.created_by,
+                 "created": e.created.isoformat()}
                 for e in version.evaluations.all()]
 
 
@@ -128,7 +131,9 @@ PredictInput = inline_serializer("PredictInput", {"records": serializers.ListFie
 PredictOutput = inline_serializer("PredictOutput", {
     "model_version": serializers.DictField(), "predictions": serializers.ListField(),
     "probabilities": serializers.ListField(child=serializers.DictField(), allow_null=True),
-    "warnings": serializers.ListField(child=serializers.CharField(), required=False)})
+    "warnings": serializers.ListField(child=serializers.DictField(), required=False, help_text=(
+        "values that changed meaning, per record and column: {record, column, code, message}; codes are "
+        "unseen_category, out_of_range, ignored_column and more_warnings"))})
 
 
 class _PredictBase(BaseAPIView):
@@ -271,6 +276,7 @@ class BatchJobOutput(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     peak_memory_mb = serializers.FloatField(allow_null=True)
+    warnings = serializers.JSONField(help_text="values that changed meaning: [{column, code, count, examples}]")
     download_url = serializers.SerializerMethodField()
 
     def get_download_url(self, job) -> str | None:

@@ -42,7 +42,9 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict)
     cv = models.JSONField(default=dict, help_text="Metric optimized, mean and standard deviation across folds.")
     params = models.JSONField(default=dict)
-    feature_schema = models.JSONField(default=list)
+    feature_schema = models.JSONField(default=list, help_text="Per used column: kind, reading, what training saw.")
+    target_schema = models.JSONField(default=dict, blank=True,
+                                     help_text="The target's reading; for regression its spread (std_test).")
     importance = models.JSONField(default=list)
     library_versions = models.JSONField(default=dict)
     dataset = models.ForeignKey("training.Dataset", null=True, on_delete=models.PROTECT, related_name="model_versions")
@@ -102,6 +104,8 @@ class Evaluation(models.Model):
     dataset_name = models.CharField(max_length=200)
     rows = models.PositiveIntegerField()
     metrics = models.JSONField(default=dict)
+    warnings = models.JSONField(default=list, blank=True,
+                                help_text="Values that changed meaning, per column and code, with example rows.")
     created_by = models.CharField(max_length=150)
     created = models.DateTimeField(auto_now_add=True)
 
@@ -134,6 +138,8 @@ class BatchPredictionJob(BackgroundJob):
     input_file = models.CharField(max_length=255, blank=True, help_text="Parquet of an uploaded CSV, in storage.")
     output_file = models.CharField(max_length=255, blank=True)
     rows = models.BigIntegerField(null=True, blank=True)
+    warnings = models.JSONField(default=list, blank=True,
+                                help_text="Values that changed meaning, per column and code, with example rows.")
 
     class Meta(BackgroundJob.Meta):
         pass

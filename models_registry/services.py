@@ -36,6 +36,7 @@ class VersionSpec:
     cv: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
     feature_schema: list = field(default_factory=list)
+    target_schema: dict = field(default_factory=dict)
     importance: list = field(default_factory=list)
     library_versions: dict = field(default_factory=dict)
     dataset_id: int | None = None
@@ -62,7 +63,8 @@ def model_version_register(*, actor: str, spec: VersionSpec) -> ModelVersion:
                 registered_model=registered, version=number, algorithm=spec.algorithm, problem_type=spec.problem_type,
                 target=spec.target, classes=spec.classes, artifact=path, artifact_sha256=sha256_hex(spec.artifact),
                 artifact_hmac=hmac_hex(spec.artifact), artifact_size=len(spec.artifact), metrics=spec.metrics, cv=spec.cv,
-                params=spec.params, feature_schema=spec.feature_schema, importance=spec.importance,
+                params=spec.params, feature_schema=spec.feature_schema, target_schema=spec.target_schema,
+                importance=spec.importance,
                 library_versions=spec.library_versions, dataset_id=spec.dataset_id, job_id=spec.job_id, created_by=actor,
                 onnx_artifact=onnx_path, onnx_sha256=sha256_hex(spec.onnx) if spec.onnx else "",
                 onnx_hmac=hmac_hex(spec.onnx) if spec.onnx else "", serving_engine="onnx" if spec.onnx else "native",
@@ -122,11 +124,19 @@ def alias_rollback(*, actor: str, registered: RegisteredModel, alias: str = PROD
 
 # --- Evaluations -------------------------------------------------------------------------
 def evaluation_create(*, actor: str, version: ModelVersion, dataset, frame: pd.DataFrame) -> Evaluation:
-    """Metrics of the version on a labelled frame; the frame must hold the target and every feature."""
-    from training.ml.metrics import evaluate
-    from training.ml.problem import ProblemType
+    """Metrics of the version on a labelled frame; the frame must hold the target and every feature.
 
-    from .loading import load_pipeline_verified
+    The frame's columns are read with the version's stored readings (its feature and target schemas: the rules
+    its training data was read with) and predicted by the engine batch predictions use
+    (``loading.table_predictor``), so an evaluation's numbers are those a batch prediction of the same rows writes. Values that changed
+    meaning (unseen category, far outside the training range, unreadable) are summarised in ``warnings``.
+    """
+    from training.ml.metrics import evaluate_predictions
+    from training.ml.problem import ProblemType
+    from training.ml.reading import ColumnReading, read_frame, read_target, readings_from_schema
+    from training.ml.value_checks import WarningSummary, column_checks, frame_warnings
+
+    from .loading import table_predictor
 
     needed = [c["name"] for c in version.feature_schema]
     missing = [c for c in [version.target, *needed] if c not in frame.columns]
@@ -134,16 +144,26 @@ def evaluation_create(*, actor: str, version: ModelVersion, dataset, frame: pd.D
         raise ApplicationError(f"Dataset '{dataset.name}' lacks column(s) {', '.join(missing)} that {version} needs "
                                f"(target '{version.target}' and its features).", field="dataset_id",
                                extra={"missing_columns": missing})
-    frame = frame.dropna(subset=[version.target])
+    target_reading = (ColumnReading.from_dict((version.target_schema or {}).get("reading"))
+                      if (version.target_schema or {}).get("reading") else None)
+    y = read_target(frame[version.target], target_reading)
+    frame = frame[y.notna()]
+    y = y[y.notna()]
     if frame.empty:
         raise ApplicationError(f"Dataset '{dataset.name}' has no rows with a value for '{version.target}'.", field="dataset_id")
-    pipeline = load_pipeline_verified(version)
+    raw = frame[needed].reset_index(drop=True)
+    X = read_frame(raw, readings_from_schema(version.feature_schema))
+    summary = WarningSummary()
+    summary.add(frame_warnings(raw, X, column_checks(version.feature_schema), offset=1))
+    problem_type = ProblemType(version.problem_type)
+    predictor = table_predictor(version, n_threads=1)  # the engine batch predictions use; one thread in a request
     try:
-        report = evaluate(pipeline, frame[needed], frame[version.target], ProblemType(version.problem_type))
+        labels, proba = predictor.predict(X)
+        report = evaluate_predictions(y.to_numpy(), labels, proba, predictor.classes, problem_type)
     except ValueError as exc:
         raise ApplicationError(f"Cannot evaluate {version} on '{dataset.name}': {exc}", field="dataset_id") from exc
     evaluation = Evaluation.objects.create(version=version, dataset=dataset, dataset_name=dataset.name, rows=len(frame),
-                                           metrics=report, created_by=actor)
+                                           metrics=report, warnings=summary.as_list(), created_by=actor)
     audit_record(actor=actor, action="model_evaluated", obj=version, detail={"dataset": dataset.name, "rows": len(frame)})
     return evaluation
 

@@ -19,6 +19,7 @@ from tenants.accounts.models import ApiKey
 from training import charts
 
 from . import selectors, services
+from .loading import table_engine
 from .models import ModelVersion, RegisteredModel
 
 
@@ -52,6 +53,7 @@ def version_detail_view(request, version_id: int):
         "roc_chart": charts.curve_chart(metrics.get("roc_curve"), "fpr", "tpr", "ROC curve"),
         "residuals_chart": charts.residuals_chart((metrics.get("residuals") or {}).get("points")),
         "example_record": json.dumps(_example_record(version)),
+        "table_engine": table_engine(version),
         "datasets": _datasets(),
     })
 

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from mlplatform import filestore
-from mlplatform.api.serializers import InputSerializer
-from mlplatform.validators import id_or_none
 from mlplatform.api.base import BaseAPIView, referenced_or_400
+from mlplatform.api.serializers import InputSerializer
+from mlplatform.validators import id_or_none, validate_text
 
 from . import selectors, services
 from .models import Dataset, JobStatus
@@ -49,10 +49,70 @@ class DatasetListApi(BaseAPIView):
         return Response(DatasetDetailOutput(dataset).data, status=status.HTTP_201_CREATED)
 
 
+KIND_HELP = "numeric, categorical, boolean, date, text (ignored) or identifier (ignored)"
+FORMAT_HELP = ("a date format (iso8601, dd.mm.yyyy, dd/mm/yyyy, mm/dd/yyyy, dd-mm-yyyy, mm-dd-yyyy, yyyy/mm/dd, "
+               "yyyy.mm.dd) or a number format (plain, comma_thousands, decimal_comma, dot_thousands, "
+               "space_thousands_comma, space_thousands, apostrophe_thousands)")
+
+
+class ColumnReadingInput(InputSerializer):
+    """How one column is read: its kind and, for numbers and dates, its format (other keys are refused)."""
+
+    kind = serializers.CharField(required=False, max_length=40, help_text=KIND_HELP)
+    format = serializers.CharField(required=False, max_length=40, help_text=FORMAT_HELP)
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "string", "description": KIND_HELP},
+    {"type": "object", "additionalProperties": False, "properties": {
+        "kind": {"type": "string", "description": KIND_HELP}, "format": {"type": "string", "description": FORMAT_HELP}}},
+]})
+class KindOrReadingField(serializers.Field):
+    """A column's kind as text ("date"), or an object read by the strict ``ColumnReadingInput``
+    ({"kind": "date", "format": "dd/mm/yyyy"})."""
+
+    default_error_messages = {"invalid": 'Must be a kind (text) or an object such as {"kind": "date", "format": '
+                                         '"dd/mm/yyyy"}.'}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(validate_text)  # applies to the text form; an object's fields check themselves
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            return data
+        if isinstance(data, dict):
+            reading = ColumnReadingInput(data=data)
+            reading.is_valid(raise_exception=True)
+            return dict(reading.validated_data)
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
 class DatasetDetailApi(BaseAPIView):
+    class DatasetReadingsInput(InputSerializer):
+        column_kinds = serializers.DictField(
+            child=serializers.CharField(max_length=40), required=False, help_text=f"column -> kind: {KIND_HELP}")
+        column_readings = serializers.DictField(
+            child=ColumnReadingInput(), required=False,
+            help_text=f'column -> {{"format": ...}} (and optionally "kind"): {FORMAT_HELP}')
+
     @extend_schema(responses={200: DatasetDetailOutput})
     def get(self, request, dataset_id: int):
         return Response(DatasetDetailOutput(get_object_or_404(Dataset, pk=dataset_id)).data)
+
+    @extend_schema(request=DatasetReadingsInput, responses={200: DatasetDetailOutput})
+    def patch(self, request, dataset_id: int):
+        """Set how some columns are read (kind, date or number format); checked against every value."""
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        data = self.DatasetReadingsInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        dataset = services.dataset_set_readings(actor=self.audit_actor(), dataset=dataset,
+                                                column_kinds=data.validated_data.get("column_kinds"),
+                                                column_readings=data.validated_data.get("column_readings"))
+        return Response(DatasetDetailOutput(dataset).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, dataset_id: int):
@@ -127,6 +187,11 @@ class TrainingStartApi(BaseAPIView):
         refit_on_all_rows = serializers.BooleanField(
             required=False, help_text="after the evaluation on the test part, fit the registered model again on every "
             "row (test part included); its test metrics are those of the evaluated fit (default false)")
+        column_kinds = serializers.DictField(
+            child=KindOrReadingField(), required=False, allow_null=True,
+            help_text='column -> kind for this job (numeric, categorical, boolean, date, text, identifier), or '
+                      'column -> {"kind": ..., "format": ...}; other columns are read as the dataset says. '
+                      "Recorded in the job's config with the readings used")
 
     @extend_schema(request=TrainingStartInput, responses={202: JobDetailOutput})
     def post(self, request):

@@ -6,13 +6,28 @@ from django import forms
 from mlplatform.forms import PlatformForm
 
 from training.ml.algorithms import ALGORITHMS
+from training.ml.columns import IDENTIFIER, TEXT
 from training.ml.metrics import METRICS
+from training.ml.reading import DATE_FORMATS, KIND_NAMES, NUMBER_FORMATS
 from training.ml.search import SEARCHERS
 
 
 class DatasetUploadForm(PlatformForm):
     file = forms.FileField(help_text="CSV (comma, semicolon, tab or pipe; UTF-8 or Latin-1) or Parquet.")
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
+
+
+class ColumnReadingForm(PlatformForm):
+    """The per-column form of the dataset page: a column's kind, or (numbers and dates) its format. The
+    choices come from the reading registry (``training.ml.reading``)."""
+
+    KIND_CHOICES = [(name, f"{name} (ignored)" if kind in (TEXT, IDENTIFIER) else name)
+                    for name, kind in KIND_NAMES.items() if name != "datetime"]  # "datetime": an alias of "date"
+
+    column = forms.CharField()
+    kind = forms.ChoiceField(choices=[("", "as before"), *KIND_CHOICES], required=False)
+    format = forms.ChoiceField(choices=[("", "as before"), *((k, k) for k in DATE_FORMATS),
+                                        *((k, f.label) for k, f in NUMBER_FORMATS.items())], required=False)
 
 
 class TrainingJobForm(PlatformForm):

@@ -98,7 +98,8 @@ def _train(job_id: int) -> str:
                 metrics=summary["test_metrics"], params=summary["best_params"],
                 cv={"metric": result.metric, "mean": summary["cv_mean"], "std": summary["cv_std"],
                     "folds": config.cv_folds, "greater_is_better": result.greater_is_better},
-                feature_schema=summary["feature_schema"], importance=summary["importance"], library_versions=versions,
+                feature_schema=summary["feature_schema"], target_schema=summary["target_schema"],
+                importance=summary["importance"], library_versions=versions,
                 dataset_id=job.dataset_id, job_id=job.pk, onnx=onnx_bytes, onnx_check=onnx_check,
                 file_prefix=job_files_prefix(TrainingJob, job.pk)))
             monitor.stop()
@@ -132,7 +133,13 @@ def _train(job_id: int) -> str:
 
 
 def onnx_for(result) -> tuple[bytes | None, dict]:
-    """ONNX bytes when the conversion works and agrees with the pipeline on the test split, else None and why."""
+    """ONNX bytes when the conversion works and agrees with the pipeline on the test split, else None and why.
+
+    Agreement is what every route must reach (``onnx_export.PARITY_TOLERANCE``): probabilities within 1e-6,
+    regression values within 1e-6 of the target's spread on the test split. A graph that cannot (XGBoost's
+    converter computes in single precision, which cannot hold a target near 1e9 closely enough) is not used:
+    the native pipeline serves real-time predictions too, and the check says why.
+    """
     from training.ml.onnx_export import OnnxUnsupported, check_parity, export_onnx
 
     frame = result.test_frame[result.used_columns]
@@ -144,7 +151,9 @@ def onnx_for(result) -> tuple[bytes | None, dict]:
     except Exception as exc:  # a converter bug must not fail the training job: native serving still works
         logger.exception("ONNX export failed")
         return None, {"converted": False, "agree": False, "reason": f"ONNX export failed: {exc.__class__.__name__}"}
-    check = check_parity(result.pipeline, data, frame, problem_type=result.problem_type.value, classes=classes)
+    spread = (result.target_schema or {}).get("std_test")
+    check = check_parity(result.pipeline, data, frame, problem_type=result.problem_type.value, classes=classes,
+                         spread=spread)
     if not check["agree"]:
         check["reason"] = check.get("reason") or "ONNX and the pipeline disagree on the test split"
         return None, {"converted": True, **check}

@@ -16,7 +16,7 @@ from tenants.accounts.services import audit_record
 from tenants.selectors import current_organization
 from training.ml.automl import AutoMLConfig
 from training.ml.ingest import ingest_to_parquet
-from training.ml.profile import profile_parquet
+from training.ml.profile import profile_parquet, profile_readings
 from training.ml.trainer import TrainConfig
 
 from . import storage
@@ -60,7 +60,7 @@ def dataset_create(*, actor: str, file, name: str = "") -> Dataset:
                 file.seek(0)
             result = ingest_to_parquet(file, staging, filename=filename, max_bytes=upload_limit_bytes(),
                                        max_columns=settings.DATASET_MAX_COLUMNS)
-            profile = profile_parquet(staging)
+            profile = profile_parquet(staging, readings=result.readings)
             _check_quota(os.path.getsize(staging))
             stored_name = storage.new_dataset_name()
             stored = filestore.store(staging, stored_name)
@@ -100,14 +100,64 @@ def dataset_delete(*, actor: str, dataset: Dataset) -> None:
 
 
 def dataset_frame(dataset: Dataset, columns: list[str] | None = None) -> pd.DataFrame:
+    """The stored table as it was uploaded (text stays text: ``dataset_readings`` says how to read it)."""
     return filestore.read_frame(dataset.file, columns=columns)
+
+
+def dataset_readings(dataset: Dataset) -> dict:
+    """Column -> ``ColumnReading`` stored in the dataset's profile (datasets profiled before readings have none)."""
+    return profile_readings(dataset.profile)
+
+
+def dataset_set_readings(*, actor: str, dataset: Dataset, column_kinds: dict | None = None,
+                         column_readings: dict | None = None) -> Dataset:
+    """Set how some columns are read: their kind (``column_kinds``: column -> numeric, categorical, boolean, date,
+    text or identifier) and, for numbers and dates, their format (``column_readings``: column -> {"format": ...},
+    e.g. "dd/mm/yyyy" or "dot_thousands"; the kind is then the column's own). Each choice is checked against
+    every value of the column (400 naming it when it cannot apply); the profile is recomputed and the change
+    audited. Jobs started afterwards read the columns this way; existing model versions keep their own rules.
+    """
+    from training.ml.reading import ColumnReading, reading_for_kind
+
+    column_kinds, column_readings = column_kinds or {}, column_readings or {}
+    if not column_kinds and not column_readings:
+        raise ApplicationError("Give column_kinds or column_readings to change.", field="column_kinds")
+    current = {c["name"]: c for c in dataset.profile.get("columns", [])}
+    chosen: dict[str, ColumnReading] = {}
+    for field, choices in (("column_kinds", column_kinds), ("column_readings", column_readings)):
+        unknown = [c for c in choices if c not in current]
+        if unknown:
+            raise ApplicationError(f"{field}: column(s) {', '.join(repr(c) for c in unknown)} are not in dataset "
+                                   f"'{dataset.name}'; columns are: {', '.join(current)}.", field=field)
+    changed = list(dict.fromkeys([*column_kinds, *column_readings]))
+    frame = dataset_frame(dataset, columns=changed)
+    for column in changed:
+        reading = column_readings.get(column) or {}
+        if not isinstance(reading, dict):
+            raise ApplicationError(f"column_readings.{column} must be an object such as "
+                                   '{"format": "dd/mm/yyyy"}.', field="column_readings")
+        kind = column_kinds.get(column) or reading.get("kind") or current[column].get("kind")
+        values = frame[column]
+        chosen[column] = reading_for_kind(values, kind, name=column, format_key=reading.get("format"),
+                                          field="column_kinds" if column in column_kinds else "column_readings")
+    readings = {name: entry.get("reading") for name, entry in current.items() if entry.get("reading")}
+    readings.update({name: reading.as_dict() for name, reading in chosen.items()})
+    with filestore.open_parquet(dataset.file) as source:
+        profile = profile_parquet(source, readings=readings)
+    with transaction.atomic():
+        dataset.profile = profile
+        dataset.save(update_fields=["profile"])
+        audit_record(actor=actor, action="dataset_readings_changed", obj=dataset,
+                     detail={name: reading.describe() for name, reading in chosen.items()})
+    return dataset
 
 
 # --- Training jobs ---------------------------------------------------------------
 TRAIN_FIELDS = {"target", "features", "algorithm", "problem_type", "search", "n_trials", "time_limit_s", "metric",
-                "cv_folds", "test_size", "random_state", "params", "refit_on_all_rows"}
+                "cv_folds", "test_size", "random_state", "params", "refit_on_all_rows", "column_kinds", "column_readings"}
 AUTOML_FIELDS = {"target", "features", "problem_type", "metric", "time_budget_s", "cv_folds", "test_size",
-                 "random_state", "ensemble", "keep_best_on_cancel", "refit_on_all_rows"}
+                 "random_state", "ensemble", "keep_best_on_cancel", "refit_on_all_rows", "column_kinds",
+                 "column_readings"}
 DEFAULT_AUTOML_BUDGET_S = 60
 
 
@@ -147,7 +197,11 @@ def training_job_create(*, actor: str, dataset: Dataset, model_name: str, settin
                                f"{', '.join(dataset.column_names)}.", field="target")
     check_job_quota(current_organization())
     needed = [c for c in (settings_in.get("features") or dataset.column_names) if c in dataset.column_names]
-    frame = dataset_frame(dataset, columns=sorted(set(needed) | {target}))
+    columns = sorted(set(needed) | {target} | set(settings_in.get("column_kinds") or {}))
+    frame = dataset_frame(dataset, columns=[c for c in columns if c in dataset.column_names])
+    # The job reads the columns as the dataset says (recorded in its config); column_kinds overrides some.
+    stored = {name: reading.as_dict() for name, reading in dataset_readings(dataset).items() if name in columns}
+    settings_in = {**settings_in, "column_readings": stored or None}
     kind, config, notes = _job_config(settings_in, frame)
     return job_create(
         TrainingJob, actor=actor, task=run_training_job, label=f"train {model_name}", audit_action="training",
@@ -176,4 +230,7 @@ def suggestions_for(*, dataset: Dataset, target: str) -> dict:
     if target not in dataset.column_names:
         raise ApplicationError(f"Column '{target}' is not in dataset '{dataset.name}'; columns are: "
                                f"{', '.join(dataset.column_names)}.", field="target")
-    return suggest(dataset_sample(dataset, SUGGESTION_SAMPLE_ROWS), target, profile=dataset.profile, total_rows=dataset.rows)
+    from training.ml.reading import read_frame
+
+    sample = read_frame(dataset_sample(dataset, SUGGESTION_SAMPLE_ROWS), dataset_readings(dataset))
+    return suggest(sample, target, profile=dataset.profile, total_rows=dataset.rows)

@@ -19,6 +19,7 @@ page_urls = [
     path("datasets/<int:dataset_id>/", views.dataset_detail_view, name="datasets-detail"),
     path("datasets/<int:dataset_id>/delete/", views.dataset_delete_view, name="datasets-delete"),
     path("datasets/<int:dataset_id>/automl/", views.dataset_automl_view, name="datasets-automl"),
+    path("datasets/<int:dataset_id>/reading/", views.dataset_reading_view, name="datasets-reading"),
     path("training/", views.job_list_view, name="training"),
     path("training/new/", views.job_new_view, name="training-new"),
     path("training/<int:job_id>/", views.job_detail_view, name="training-detail"),

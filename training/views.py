@@ -14,7 +14,7 @@ from training.ml.errors import MLInputError
 from training.ml.profile import preview_parquet
 
 from . import charts, selectors, services
-from .forms import DatasetUploadForm, TrainingJobForm
+from .forms import ColumnReadingForm, DatasetUploadForm, TrainingJobForm
 from .models import Dataset, TrainingJob
 
 
@@ -43,14 +43,61 @@ def dataset_list_view(request):
 @member_required("viewer")
 def dataset_detail_view(request, dataset_id: int):
     dataset = get_object_or_404(Dataset, pk=dataset_id)
-    columns = [{**c, "chart": charts.column_histogram(c), "chart_id": f"hist-{i}"}
+    columns = [{**c, "chart": charts.column_histogram(c), "chart_id": f"hist-{i}", "formats": _format_choices(c)}
                for i, c in enumerate(dataset.profile.get("columns", []))]
     with filestore.open_parquet(dataset.file) as source:
         preview = preview_parquet(source, n=20)
     return render(request, "training/dataset_detail.html", {
-        "dataset": dataset, "columns": columns, "preview": preview,
+        "dataset": dataset, "columns": columns, "preview": preview, "kind_choices": ColumnReadingForm.KIND_CHOICES,
         "jobs": selectors.job_list(dataset_id=dataset.pk)[:20],
     })
+
+
+def _format_choices(column: dict) -> list[tuple[str, str]]:
+    """(format key, label) a column's reading can switch to: the ones every value also fits first."""
+    from training.ml.reading import DATE_FORMATS, NUMBER_FORMATS
+
+    reading = column.get("reading") or {}
+    kind = reading.get("kind") or column.get("kind")
+    labels = ({k: f.label for k, f in NUMBER_FORMATS.items()} if kind == "numeric" else
+              {k: k for k in DATE_FORMATS} if kind == "datetime" else {})
+    first = [k for k in (reading.get("number_format") if kind == "numeric" else reading.get("date_format"),
+                         *reading.get("alternatives", [])) if k in labels]
+    return [(k, labels[k] + (" (also fits)" if k in reading.get("alternatives", []) else ""))
+            for k in dict.fromkeys([*first, *labels])]
+
+
+@require_POST
+@member_required("editor")
+def dataset_reading_view(request, dataset_id: int):
+    """The per-column form of the dataset page: set a column's kind, or its date or number format."""
+    from training.ml.reading import DATE_FORMATS, KIND_NAMES, NUMBER_FORMATS
+
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    form = ColumnReadingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()))
+        return redirect("datasets-detail", dataset_id=dataset.pk)
+    column, kind, chosen = (form.cleaned_data[k] for k in ("column", "kind", "format"))
+    current = next((c for c in dataset.profile.get("columns", []) if c["name"] == column), None)
+    if current is None:
+        messages.error(request, f"Dataset {dataset.name} has no column '{column}'.")
+        return redirect("datasets-detail", dataset_id=dataset.pk)
+    kind_changed = bool(kind) and KIND_NAMES.get(kind) != current.get("kind")
+    formats = {"datetime": DATE_FORMATS, "numeric": NUMBER_FORMATS}.get(KIND_NAMES.get(kind or current["kind"]), {})
+    if not kind_changed and chosen not in formats:
+        messages.info(request, f"Column '{column}' is read as before: choose another kind or format.")
+        return redirect("datasets-detail", dataset_id=dataset.pk)
+    try:
+        dataset = services.dataset_set_readings(
+            actor=request.user.username, dataset=dataset, column_kinds={column: kind} if kind_changed else None,
+            column_readings={column: {"format": chosen}} if chosen in formats and not kind_changed else None)
+    except (ApplicationError, MLInputError) as exc:
+        messages.error(request, exc.message)
+    else:
+        reading = next(c for c in dataset.profile["columns"] if c["name"] == column).get("reading") or {}
+        messages.success(request, f"Column '{column}' is now read as {reading.get('description', kind)}.")
+    return redirect("datasets-detail", dataset_id=dataset.pk)
 
 
 @require_POST

@@ -96,7 +96,8 @@ def test_every_row_gets_its_number_prediction_and_class_probabilities(classifier
     # Then each input row has a line: its 1-based number, the label and one probability per class
     output = pd.read_csv(out_dir / "out.csv", keep_default_na=False)
     columns = ["row", "prediction"] + [f"proba_{label}" for label in classifier.classes]
-    assert list(output.columns) == columns == result["columns"]
+    assert list(output.columns) == columns + ["warnings"] == result["columns"]
+    assert (output["warnings"] == "").all()
     assert result["rows"] == 30 and result["warnings"] == []
     assert output["row"].tolist() == list(range(1, 31))
     expected_proba = classifier.pipeline.predict_proba(frame[classifier.used_columns])
@@ -115,7 +116,7 @@ def test_labels_a_spreadsheet_would_run_are_escaped(classifier, dataset, out_dir
     # Every class turns up, so every escaping decision is checked
     assert cells == {"'=HYPERLINK(\"http://x.example\")", "'@risk", "plain"}
     # The header cells start with "proba_", so they cannot be formulas
-    assert header[2:] == [f"proba_{label}" for label in classifier.classes]
+    assert header[2:] == [f"proba_{label}" for label in classifier.classes] + ["warnings"]
 
 
 def test_negative_predictions_stay_numbers(regressor, dataset, out_dir):
@@ -124,7 +125,7 @@ def test_negative_predictions_stay_numbers(regressor, dataset, out_dir):
                            feature_schema=regressor.feature_schema)
 
     header, *rows = raw_rows(out_dir / "out.csv")
-    assert header == result["columns"] == ["row", "prediction"]
+    assert header == result["columns"] == ["row", "prediction", "warnings"]
     values = [row[1] for row in rows]
     assert sum(v.startswith("-") for v in values) > 20
     assert not any(v.startswith("'") for v in values)
@@ -232,18 +233,31 @@ def test_missing_columns_are_named_before_any_work(classifier, tmp_path, out_dir
     assert list(out_dir.iterdir()) == []
 
 
-def test_a_column_stored_as_text_where_the_model_expects_numbers_is_warned_about(classifier, dataset, tmp_path,
-                                                                               out_dir):
+def test_numbers_stored_as_text_are_read_and_text_that_is_no_number_is_warned_about(classifier, dataset, tmp_path,
+                                                                                     out_dir):
+    # Given the amounts stored as text, three of them not numbers, and a city never seen in training
     _, frame = dataset
+    frame = frame.astype({"amount": str})
+    frame.loc[[2, 5, 9], "amount"] = ["abc", "12,5", "inf"]
+    frame.loc[4, "city"] = "Oslo"
     source = tmp_path / "text.parquet"
-    pq.write_table(pa.Table.from_pandas(frame.astype({"amount": str}), preserve_index=False), source)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), source)
+    predictor = PipelinePredictor(classifier)
 
-    result = predict_batch(source, PipelinePredictor(classifier), out_dir / "out.csv",
-                           feature_schema=classifier.feature_schema)
+    result = predict_batch(source, predictor, out_dir / "out.csv", feature_schema=classifier.feature_schema)
 
+    # Then the model saw numbers, the other amounts as they were written
     assert result["rows"] == 30
-    assert result["warnings"] == ["column 'amount' holds text but the model was trained on numbers; "
-                                  "values it cannot read are treated as missing"]
+    seen = predictor.frames[0]["amount"]
+    assert seen.dtype == float and seen[0] == float(frame.loc[0, "amount"]) and seen[[2, 5, 9]].isna().all()
+    # and every changed value is in the summary (1-based rows, as in the CSV) and on its row
+    summary = {(w["column"], w["code"]): w for w in result["warnings"]}
+    assert summary["amount", "unreadable_value"]["count"] == 3
+    assert [e["row"] for e in summary["amount", "unreadable_value"]["examples"]] == [3, 6, 10]
+    assert summary["city", "unseen_category"]["count"] == 1
+    output = pd.read_csv(out_dir / "out.csv", keep_default_na=False)
+    assert output.loc[4, "warnings"].startswith("city: 'Oslo' was not seen in training")
+    assert output.loc[2, "warnings"].startswith("amount: 'abc' cannot be read as numbers written like 1234.5")
 
 
 def test_an_empty_dataset_gives_just_the_header(classifier, dataset, tmp_path, out_dir):
@@ -269,7 +283,7 @@ def test_numeric_class_labels_are_written_as_numbers(dataset, out_dir):
     result = predict_batch(source, PipelinePredictor(model), out_dir / "out.csv", feature_schema=model.feature_schema)
 
     header, *rows = raw_rows(out_dir / "out.csv")
-    assert header == result["columns"] == ["row", "prediction", "proba_-1", "proba_1"]
+    assert header == result["columns"] == ["row", "prediction", "proba_-1", "proba_1", "warnings"]
     assert {row[1] for row in rows} == {"-1", "1"}
 
 

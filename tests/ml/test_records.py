@@ -90,10 +90,22 @@ def test_blank_and_missing_spellings_are_null_as_they_were_at_ingest(validator, 
 
 
 def test_an_unseen_category_is_predicted_not_refused(model, validator):
-    frame, warnings = validator.to_frame([good_record(city="Atlantis")], max_records=1)
+    frame, warnings = validator.to_frame([good_record(city="Atlantis"), good_record(city="paris")], max_records=2)
     assert frame.loc[0, "city"] == "Atlantis"
-    assert warnings == []
-    assert model.pipeline.predict_proba(frame).sum() == pytest.approx(1.0)
+    # and each unseen value is named, by record and column; a case difference says which category it resembles
+    assert [(w.record, w.column, w.code) for w in warnings] == [(0, "city", "unseen_category"),
+                                                                (1, "city", "unseen_category")]
+    assert "'Paris' was" in warnings[1].message
+    assert model.pipeline.predict_proba(frame).sum(axis=1) == pytest.approx([1.0, 1.0])
+
+
+def test_numbers_and_dates_far_outside_training_are_named(validator, mixed_df):
+    # Given amounts seen between about 40 and 160 and signups from January to October 2020
+    frame, warnings = validator.to_frame([good_record(amount=10_000), good_record(signup="2035-01-01"),
+                                          good_record(amount=121)], max_records=3)
+    assert [(w.record, w.column, w.code) for w in warnings] == [(0, "amount", "out_of_range"),
+                                                                (1, "signup", "out_of_range")]
+    assert "10000 is far outside the range seen in training" in warnings[0].message
 
 
 @pytest.mark.parametrize(("column", "sent", "stored"), [
@@ -109,7 +121,6 @@ def test_an_unseen_category_is_predicted_not_refused(model, validator):
     ("active", "0", False),
     ("signup", "2020-03-01T23:30:00-02:00", pd.Timestamp("2020-03-02 01:30")),  # UTC, as in training
     ("signup", "2020-03-01 08:15", pd.Timestamp("2020-03-01 08:15")),
-    ("signup", "March 5, 2020", pd.Timestamp("2020-03-05")),
 ])
 def test_values_are_read_the_way_the_training_data_was(validator, column, sent, stored):
     frame, _ = validator.to_frame([good_record(**{column: sent})], max_records=1)
@@ -172,9 +183,10 @@ def test_all_missing_columns_of_the_record_are_listed(validator):
     ("active", "maybe", "must be true or false, got 'maybe'"),
     ("active", 2, "must be true or false, got 2"),
     ("active", ["yes"], "must be true or false, got a list"),
-    ("signup", "not a date", "must be a date, such as \"2024-05-01\""),
+    ("signup", "not a date", "must be a date in ISO 8601 (such as \"2024-05-01\""),
+    ("signup", "March 5, 2020", "must be a date in ISO 8601"),  # the column was read as ISO 8601: no guessing
     ("signup", 1700000000, "must be a date as text"),
-    ("signup", "12", "must be a date, such as"),
+    ("signup", "12", "must be a date in ISO 8601"),
     # text no encoder can write, or with control characters, in every kind of column
     ("city", "Par\ud800is", "contains a lone surrogate (U+D800)"),
     ("amount", "\udfff", "contains a lone surrogate (U+DFFF)"),
@@ -196,7 +208,8 @@ def test_unknown_columns_are_ignored_and_reported_once(validator):
     frame, warnings = validator.to_frame(records, max_records=10)
 
     assert "note" not in frame.columns and "id" not in frame.columns
-    assert warnings == ["ignored columns 'note', 'id': the model does not use them"]
+    assert [(w.record, w.column, w.code) for w in warnings] == [(None, "note", "ignored_column"),
+                                                                (None, "id", "ignored_column")]
 
 
 def test_one_record_is_converted_in_well_under_a_millisecond():

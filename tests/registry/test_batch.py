@@ -33,17 +33,24 @@ def test_batch_on_a_dataset_and_on_an_uploaded_csv(acme, globex, trained, commit
     assert job["rows"] == 400 and job["progress"] == 1.0
     rows = read_csv(acme.client("viewer").get(job["download_url"]))
     assert len(rows) == 400 and rows[0]["row"] == "1"
-    assert set(rows[0]) == {"row", "prediction", "proba_no", "proba_yes"}
+    assert set(rows[0]) == {"row", "prediction", "proba_no", "proba_yes", "warnings"}
+    assert job["warnings"] == [] and all(r["warnings"] == "" for r in rows)
     assert abs(float(rows[0]["proba_no"]) + float(rows[0]["proba_yes"]) - 1) < 1e-6
 
     # an uploaded CSV, by deployed name
     editor.post(f"/api/v1/ml/models/{version_id}/deploy", {"alias": "production"}, format="json")
     frame = table(25, seed=5).drop(columns="label")
+    frame.loc[3, "color"] = "Purple"
     upload = editor.post("/api/v1/ml/batch-predict", {"model_name": "churn", "file": io.BytesIO(csv_bytes(frame))},
                          format="multipart")
     assert upload.status_code == 202, upload.content
     job = wait_done(acme, upload.json()["id"])
     assert job["status"] == "succeeded" and job["rows"] == 25
+    # the unseen colour is summarised on the job and named on its row (1-based, as in the file)
+    assert [(w["column"], w["code"], w["count"]) for w in job["warnings"]] == [("color", "unseen_category", 1)]
+    assert job["warnings"][0]["examples"][0]["row"] == 4
+    rows = read_csv(acme.client("viewer").get(job["download_url"]))
+    assert rows[3]["warnings"].startswith("color: 'Purple' was not seen in training")
 
     # private: another organization sees nothing, an API key cannot download
     assert globex.client("owner").get(job["download_url"]).status_code == 404

@@ -66,7 +66,17 @@ def test_malformed_json_is_400(acme, trained):
 def test_extra_columns_are_ignored_with_a_warning(acme, trained):
     body = acme.client("viewer").post(f"/api/v1/ml/models/{trained['churn_v1']['id']}/predict",
                                       {"records": [{**RECORD, "shoe_size": 44}]}, format="json").json()
-    assert "shoe_size" in " ".join(body["warnings"])
+    assert body["warnings"] == [{"record": None, "column": "shoe_size", "code": "ignored_column",
+                                 "message": "column 'shoe_size' is ignored: the model does not use it"}]
+
+
+def test_unseen_categories_are_warned_about_per_record_and_column(acme, trained):
+    # Given a model trained on red, green and blue
+    body = acme.client("viewer").post(f"/api/v1/ml/models/{trained['churn_v1']['id']}/predict",
+                                      {"records": [RECORD, {**RECORD, "color": "Red"}]}, format="json").json()
+    # Then the second record's colour is named, with the category it differs from by case only
+    assert [(w["record"], w["column"], w["code"]) for w in body["warnings"]] == [(1, "color", "unseen_category")]
+    assert "'red' was" in body["warnings"][0]["message"]
 
 
 def test_too_many_records_is_400(acme, trained, settings):
@@ -284,3 +294,23 @@ def test_batch_predictions_count_towards_the_plans_concurrent_jobs(acme, trained
     training = editor.post("/api/v1/ml/training/start", {"dataset_id": trained["datasets"]["churn"]["id"],
                                                          "target": "label", "model_name": "x"}, format="json")
     assert training.status_code == 409 and "batch" in training.json()["detail"]
+
+
+def test_a_version_from_before_readings_answers_as_it_did(acme, trained):
+    # Given the same version with its feature schema as it was stored before column readings existed
+    from models_registry.models import ModelVersion
+
+    url = f"/api/v1/ml/models/{trained['price_v1']['id']}/predict"
+    records = [{"size": 100, "rooms": 3, "area": "south"}, {"size": "55.5", "rooms": None, "area": "north"}]
+    before = acme.client("viewer").post(url, {"records": records}, format="json").json()
+    with schema_context(acme.schema):
+        version = ModelVersion.objects.get(pk=trained["price_v1"]["id"])
+        old = [{k: v for k, v in c.items() if k not in ("reading", "mean", "std", "quantiles")}
+               for c in version.feature_schema]
+        ModelVersion.objects.filter(pk=version.pk).update(feature_schema=old, target_schema={})
+    cache_clear()
+
+    # When it predicts, then it reads the values the old way and gives the same answers
+    after = acme.client("viewer").post(url, {"records": records}, format="json").json()
+    assert after["predictions"] == before["predictions"]
+    cache_clear()

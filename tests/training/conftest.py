@@ -32,6 +32,14 @@ def upload(org, content: bytes, filename: str = "data.csv", role: str = "editor"
                                  format="multipart")
 
 
+def assert_400_naming(response, field: str, words: str) -> None:
+    """A 400 whose errors name ``field`` and whose message says ``words``."""
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert field in body["errors"], body
+    assert words in body["detail"] or words in str(body["errors"])
+
+
 @pytest.fixture
 def uploaded(acme, db):
     """A dataset in acme (rolled back after the test)."""

@@ -2,7 +2,7 @@
 import pytest
 from django_tenants.utils import schema_context
 
-from .conftest import csv_bytes, table, upload
+from .conftest import assert_400_naming, csv_bytes, table, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -44,10 +44,7 @@ def test_auto_algorithm_is_an_automl_job_with_a_budget(acme, uploaded):
 ])
 def test_bad_settings_are_400_naming_the_field(acme, uploaded, settings, field, words):
     response = start(acme, uploaded["id"], **settings)
-    assert response.status_code == 400, response.content
-    body = response.json()
-    assert field in body["errors"], body
-    assert words in body["detail"] or words in str(body["errors"])
+    assert_400_naming(response, field, words)
 
 
 def test_constant_target_and_tiny_class_are_refused(acme):

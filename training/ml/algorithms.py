@@ -86,6 +86,10 @@ class Algorithm:
     classifier: ClassVar[type[BaseEstimator] | None] = None
     regressor: ClassVar[type[BaseEstimator] | None] = None
     traits: ClassVar[Traits] = Traits(family="other", summary="", prior=0.5)
+    #: The engine that predicts whole tables (batch, evaluation) fastest, measured by ``bench/engines.py``:
+    #: the native pipeline with the job's threads, or the version's ONNX graph (used only when it agreed
+    #: with the pipeline at registration). One record is always fastest in ONNX.
+    table_engine: ClassVar[str] = "native"
 
     def runtime_params(self, *, n_threads: int, random_state: int) -> dict[str, Any]:
         """Thread and seed arguments this estimator accepts."""
@@ -280,6 +284,7 @@ class HistGradientBoostingAlgorithm(Algorithm):
                              "l2_regularization": 1.0}))
     problem_types = BOTH
     classifier, regressor = HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    table_engine = "onnx"  # bench/engines.py, 2 threads: ONNX 1.7x to 3x the native rows/s
     search_space = {
         "learning_rate": FloatRange(0.01, 0.3, log=True),
         "max_iter": IntRange(10, 500, log=True),

@@ -47,18 +47,18 @@ from sklearn.pipeline import Pipeline
 
 from training.ml.algorithms import Algorithm, algorithms_for, data_descriptors, get_algorithm, rank_algorithms
 from training.ml.artifacts import dump_pipeline
-from training.ml.columns import CATEGORICAL, column_schema
+from training.ml.columns import CATEGORICAL
 from training.ml.errors import JobCancelled, JobTimedOut, MLInputError
 from training.ml.importance import Importance, feature_importance, model_importance
 from training.ml.jsonable import plain
 from training.ml.metrics import Metric, evaluate, get_metric
 from training.ml.preprocess import plan_preprocessing
-from training.ml.problem import ProblemType, resolve_problem_type
+from training.ml.problem import ProblemType
 from training.ml.search import COMPLETE, FAILED, PRUNED, ProgressFn, build_pipeline, no_progress
 from training.ml.threads import limit_threads
 from training.ml.trainer import (
-    JobSettings, TrainConfig, TrainResult, _problem_reason, _split, _test_frame, _warning_notes, library_versions,
-    refit_on_all_rows,
+    JobSettings, PreparedData, TrainConfig, TrainResult, _split, _test_frame, _warning_notes, check_features,
+    feature_schema, library_versions, reading_notes, refit_on_all_rows,
 )
 
 MIN_BUDGET_S = 5.0
@@ -108,15 +108,24 @@ class AutoMLConfig(JobSettings):
     keep_best_on_cancel: bool = False
     #: After the evaluation, fit the chosen model again on every row (test part included), time permitting.
     refit_on_all_rows: bool = False
+    #: As in ``TrainConfig``: the user's kinds for some columns, and the dataset's stored readings.
+    column_kinds: dict[str, Any] | None = None
+    column_readings: dict[str, dict] | None = None
 
     def _train_config(self, algorithm: str) -> TrainConfig:
         """The single-algorithm config sharing our checks of columns, target, folds and rows."""
         return TrainConfig(target=self.target, algorithm=algorithm, features=self.features,
                            problem_type=self.problem_type, metric=self.metric, cv_folds=self.cv_folds,
-                           test_size=self.test_size, random_state=self.random_state, n_threads=self.n_threads)
+                           test_size=self.test_size, random_state=self.random_state, n_threads=self.n_threads,
+                           column_kinds=self.column_kinds, column_readings=self.column_readings)
 
     def validate(self, df: pd.DataFrame) -> None:
         """Raise ``MLInputError`` naming the field for anything that would make the run fail."""
+        self.prepare(df)
+
+    def prepare(self, df: pd.DataFrame) -> PreparedData:
+        """Check the settings and the data (as ``JobSettings.prepare`` reads it) for anything that would make the
+        run fail; raise ``MLInputError`` naming the field."""
         checks = [
             ("time_budget_s", isinstance(self.time_budget_s, (int, float)) and not isinstance(self.time_budget_s, bool)
              and MIN_BUDGET_S <= self.time_budget_s <= MAX_BUDGET_S,
@@ -140,20 +149,16 @@ class AutoMLConfig(JobSettings):
                 raise MLInputError(exc.message, field="algorithms") from None
         single = self._train_config((self.algorithms or ["random_forest"])[0])
         single._validate_settings()
-        features = single._validate_columns(df)
-        single._validate_target(df[self.target])
-        y = df[self.target].dropna()
-        problem_type = resolve_problem_type(self.problem_type, y)
+        data = JobSettings.prepare(single, df)
+        y, problem_type = data.y, data.problem_type
         if not self.candidate_algorithms(problem_type):
             raise MLInputError(
                 f"none of the algorithms {', '.join(self.algorithms)} supports {problem_type.value}; those that do: "
                 f"{', '.join(a.key for a in algorithms_for(problem_type))}", field="algorithms")
         get_metric(self.metric, problem_type)
         single._validate_rows(y, problem_type)
-        plan = plan_preprocessing(df.loc[y.index, features], scale_numeric=False)
-        if not plan.used_columns:
-            reasons = "; ".join(f"'{c}' {r}" for c, r in plan.dropped.items())
-            raise MLInputError(f"none of the feature columns can be used: {reasons}", field="features")
+        check_features(data)
+        return data
 
     def candidate_algorithms(self, problem_type: ProblemType) -> list[Algorithm]:
         available = algorithms_for(problem_type)
@@ -751,24 +756,19 @@ def run_automl(df: pd.DataFrame, config: AutoMLConfig, progress: ProgressFn = no
     """
     started = time.monotonic()
     progress("preparing", 0.0)
-    config.validate(df)
-    notes: list[str] = []
-    y_all = df[config.target]
-    missing = int(y_all.isna().sum())
-    if missing:
-        notes.append(f"Dropped {missing} row(s) with no value for the target '{config.target}'.")
-    y = y_all[y_all.notna()]
-    problem_type = resolve_problem_type(config.problem_type, y)
+    data = config.prepare(df)
+    notes: list[str] = reading_notes(data)
+    if data.missing_target:
+        notes.append(f"Dropped {data.missing_target} row(s) with no value for the target '{config.target}'.")
+    y, problem_type, reason = data.y, data.problem_type, data.problem_type_reason
     if problem_type is ProblemType.REGRESSION:
         y = y.astype(float)
-    reason = _problem_reason(config, y, problem_type)
     notes.append(f"Problem type: {problem_type.value} ({reason}).")
     metric = get_metric(config.metric, problem_type)
 
-    X = df.loc[y.index, config.feature_columns(df)]
-    X_train, X_test, y_train, y_test = _split(X, y, config, problem_type)
-    unscaled = plan_preprocessing(X_train, scale_numeric=False)
-    scaled = plan_preprocessing(X_train, scale_numeric=True)
+    X_train, X_test, y_train, y_test = _split(data.X, y, config, problem_type)
+    unscaled = plan_preprocessing(X_train, scale_numeric=False, kinds=data.kinds)
+    scaled = plan_preprocessing(X_train, scale_numeric=True, kinds=data.kinds)
     notes += unscaled.notes
     used = unscaled.used_columns
     X_train, X_test = X_train[used], X_test[used]
@@ -928,7 +928,8 @@ def run_automl(df: pd.DataFrame, config: AutoMLConfig, progress: ProgressFn = no
         test_metrics=test_metrics,
         importance=importance.features,
         importance_method=importance.method,
-        feature_schema=[column_schema(X_seen[c], unscaled.kinds[c]) for c in used],
+        feature_schema=feature_schema(X_seen, used, data),
+        target_schema=data.target_schema(y_test, plain(pipeline.classes_) if problem_type.is_classification else None),
         used_columns=used,
         dropped_columns=unscaled.dropped,
         notes=notes,

@@ -1,13 +1,16 @@
 """Predict every row of a stored Parquet dataset into a CSV file, in bounded memory.
 
 The dataset is read ``chunk_rows`` rows at a time, only the columns the model uses;
-each chunk is predicted and appended to the CSV before the next is read, so memory
-is a few chunks plus the model whatever the number of rows.
+each chunk is read with the model's stored column readings (``training.ml.reading``: the
+rules its training data was read with), predicted and appended to the CSV before the
+next is read, so memory is a few chunks plus the model whatever the number of rows.
 
-The CSV has a ``row`` column (the 1-based row number in the dataset), ``prediction``
-and, for classifiers, one ``proba_<class>`` column per class in the model's class
-order. Text cells that a spreadsheet would run as a formula are escaped (see
-``escape_formulas``).
+The CSV has a ``row`` column (the 1-based row number in the dataset), ``prediction``,
+for classifiers one ``proba_<class>`` column per class in the model's class order, and
+``warnings``: the values of the row that changed meaning (unseen category, far outside
+the training range, unreadable and treated as missing; ``training.ml.value_checks``),
+empty for most rows. Text cells that a spreadsheet would run as a formula are escaped
+(see ``escape_formulas``).
 
 The file is written next to ``out_path`` under a temporary name and moved into place
 at the end: a failed or cancelled run leaves nothing behind.
@@ -28,8 +31,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from training.ml.columns import BOOLEAN, DATETIME, NUMERIC
 from training.ml.errors import MLInputError
+from training.ml.reading import read_frame, readings_from_schema
+from training.ml.value_checks import WarningSummary, column_checks, frame_warnings
 
 FIELD = "dataset"
 DEFAULT_CHUNK_ROWS = 50_000
@@ -80,16 +84,18 @@ def predict_batch(
     before each (it stops the run by raising, e.g. ``JobCancelled``). Raises
     ``MLInputError`` (field ``"dataset"``) before any work when the dataset lacks a
     column the model needs. Returns ``{"rows", "seconds", "columns", "warnings"}``;
-    ``warnings`` names columns whose stored type does not match what the model was
-    trained on (the pipeline then treats unreadable values as missing).
+    ``warnings`` summarises the values that changed meaning, per column and code:
+    ``[{column, code, count, examples: [{row, message}]}]`` (rows 1-based, as in the CSV).
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     started = time.perf_counter()
     needed = [str(column["name"]) for column in feature_schema]
+    readings = readings_from_schema(feature_schema)
+    checks = column_checks(feature_schema)
+    summary = WarningSummary()
     with pq.ParquetFile(source) as parquet:
         _check_columns(parquet.schema_arrow, needed)
-        warnings = _type_warnings(parquet.schema_arrow, feature_schema)
         output = _Output(predictor)
         rows_total = parquet.metadata.num_rows
         out_path = Path(out_path)
@@ -102,8 +108,12 @@ def predict_batch(
                                                   use_pandas_metadata=False):
                     if check_cancel is not None:
                         check_cancel()
-                    labels, proba = predictor.predict(batch.to_pandas())
-                    writer.write_batch(output.batch(rows_done, batch.num_rows, labels, proba))
+                    raw = batch.to_pandas()
+                    frame = read_frame(raw, readings)
+                    found = frame_warnings(raw, frame, checks, offset=rows_done + 1)
+                    summary.add(found)
+                    labels, proba = predictor.predict(frame)
+                    writer.write_batch(output.batch(rows_done, batch.num_rows, labels, proba, found))
                     rows_done += batch.num_rows
                     if progress is not None:
                         progress(rows_done, rows_total)
@@ -112,7 +122,7 @@ def predict_batch(
             temp.unlink(missing_ok=True)
             raise
     return {"rows": rows_done, "seconds": round(time.perf_counter() - started, 3),
-            "columns": output.schema.names, "warnings": warnings}
+            "columns": output.schema.names, "warnings": summary.as_list()}
 
 
 def _check_columns(schema: pa.Schema, needed: list[str]) -> None:
@@ -125,39 +135,6 @@ def _check_columns(schema: pa.Schema, needed: list[str]) -> None:
             f"its columns are: {', '.join(schema.names)}", field=FIELD)
 
 
-def _type_warnings(schema: pa.Schema, feature_schema: list[dict]) -> list[str]:
-    """Columns stored with a type the model cannot read as its kind (values become missing)."""
-    readable = {
-        NUMERIC: (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_null),
-        BOOLEAN: (pa.types.is_boolean, pa.types.is_integer, pa.types.is_string, pa.types.is_large_string,
-                  pa.types.is_null),
-        DATETIME: (pa.types.is_timestamp, pa.types.is_date, pa.types.is_string, pa.types.is_large_string,
-                   pa.types.is_null),
-    }
-    words = {NUMERIC: "numbers", BOOLEAN: "true/false values", DATETIME: "dates"}
-    notes = []
-    for column in feature_schema:
-        kind, arrow_type = column.get("kind"), schema.field(str(column["name"])).type
-        if pa.types.is_dictionary(arrow_type):
-            arrow_type = arrow_type.value_type
-        if kind in readable and not any(check(arrow_type) for check in readable[kind]):
-            notes.append(f"column '{column['name']}' holds {_describe(arrow_type)} but the model was trained on "
-                         f"{words[kind]}; values it cannot read are treated as missing")
-    return notes
-
-
-def _describe(arrow_type: pa.DataType) -> str:
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "text"
-    if pa.types.is_boolean(arrow_type):
-        return "true/false values"
-    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
-        return "numbers"
-    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
-        return "dates"
-    return f"{arrow_type} values"
-
-
 class _Output:
     """The CSV's schema, and each chunk's predictions as a record batch of that schema."""
 
@@ -167,9 +144,11 @@ class _Output:
         self.label_type = _label_type(self.classes) if self.is_classifier else pa.float64()
         fields = [pa.field("row", pa.int64()), pa.field("prediction", self.label_type)]
         fields += [pa.field(f"proba_{label}", pa.float64()) for label in self.classes]
+        fields.append(pa.field("warnings", pa.string()))
         self.schema = pa.schema(fields)
 
-    def batch(self, offset: int, n: int, labels: np.ndarray, proba: np.ndarray | None) -> pa.RecordBatch:
+    def batch(self, offset: int, n: int, labels: np.ndarray, proba: np.ndarray | None,
+              found: list | None = None) -> pa.RecordBatch:
         if len(labels) != n:
             raise RuntimeError(f"the model returned {len(labels)} predictions for {n} rows")
         arrays = [pa.array(np.arange(offset + 1, offset + n + 1, dtype=np.int64)),
@@ -181,6 +160,7 @@ class _Output:
                                    f"{len(self.classes)} classes")
             proba = np.asarray(proba, dtype=np.float64)
             arrays += [pa.array(proba[:, k]) for k in range(len(self.classes))]
+        arrays.append(escape_formulas(_warning_cells(offset, n, found or [])))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def _labels(self, labels: np.ndarray) -> pa.Array:
@@ -191,6 +171,14 @@ class _Output:
             if pa.types.is_string(self.label_type):  # mixed labels of a text-labelled model
                 return pa.array(labels.astype(str), type=pa.string())
             raise RuntimeError(f"the model returned labels that are not {self.label_type}: {exc}") from None
+
+
+def _warning_cells(offset: int, n: int, found: list) -> pa.Array:
+    """Each row's warnings as one cell ("city: 'Oslo' was not seen ...; amount: ..."), empty when there are none."""
+    cells: list[list[str]] = [[] for _ in range(n)]
+    for w in found:
+        cells[w.record - offset - 1].append(f"{w.column}: {w.message}")
+    return pa.array(["; ".join(c) for c in cells], pa.string())
 
 
 def _label_type(classes: list) -> pa.DataType:

@@ -1,12 +1,15 @@
-"""Column kinds: how a column is read before any model sees it.
+"""Column kinds, and what a model version records about each column it uses.
 
-``infer_column_kind`` is shared with the dataset profile, so the kind shown to
-the user is the kind the trainer uses.
+How a column's values are *read* (number and date formats, boolean spellings) and how
+its kind is inferred live in ``training.ml.reading``; this module holds the kinds, the
+rules that tell categories, identifiers and free text apart once the values are read
+(``sniff_kind``), and the feature schema entry of a column (``column_schema``).
 """
 from __future__ import annotations
 
 import re
 import warnings
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -18,6 +21,14 @@ NUMERIC, CATEGORICAL, BOOLEAN, DATETIME, TEXT, IDENTIFIER = (
 )
 COLUMN_KINDS = (NUMERIC, CATEGORICAL, BOOLEAN, DATETIME, TEXT, IDENTIFIER)
 
+# A cell whose trimmed text is one of these is missing (pandas' defaults plus a few); ingestion and
+# every reading route use the same list.
+NA_TOKENS = (
+    "", "NA", "N/A", "n/a", "N/a", "na", "NaN", "nan", "NAN", "-NaN", "-nan",
+    "NULL", "null", "Null", "None", "none", "NONE", "<NA>", "#N/A", "#N/A N/A", "#NA",
+    "1.#IND", "-1.#IND", "1.#QNAN", "-1.#QNAN", "?",
+)
+
 TRUE_STRINGS = frozenset({"true", "t", "yes", "y"})
 FALSE_STRINGS = frozenset({"false", "f", "no", "n"})
 
@@ -28,23 +39,25 @@ TEXT_MIN_MEAN_LENGTH = 30
 TEXT_MIN_DISTINCT_SHARE = 0.5
 #: Short strings distinct in at least this share of rows are identifiers (codes, e-mails, names).
 IDENTIFIER_MIN_DISTINCT_SHARE = 0.95
-#: Share of sampled strings that must parse as dates for a column to be a datetime.
-DATETIME_MIN_PARSED_SHARE = 0.95
-DATETIME_SAMPLE = 200
 _ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|key)$|^id[_\s-]|^index$", re.IGNORECASE)
-_HAS_DIGIT = re.compile(r"\d")
 
 
 def parse_datetimes(values: pd.Series) -> pd.Series:
-    """Parse a column to naive UTC datetimes; anything unparseable becomes NaT.
+    """The legacy date reading: ISO 8601, else pandas' per-value guess; anything unparseable becomes NaT.
 
-    ISO 8601 is tried first (fast, unambiguous); other formats fall back to
-    per-value parsing.
+    Only for versions trained before column readings were stored (``reading.ColumnReading.legacy``)
+    and for raw text handed straight to an old pipeline: it may read ``01/02/2024`` as 2 January in
+    one row and 1 February in another. Everything else reads dates with one explicit format per
+    column (``training.ml.reading``).
     """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC").dt.tz_localize(None)
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
+    present = values.dropna()
+    if len(present) and present.map(lambda v: isinstance(v, (datetime, np.datetime64))).all():
+        # already read (a column's reading made them dates): taken as they are, nothing to guess
+        return pd.to_datetime(values, utc=True).dt.tz_localize(None)
     text = values.astype(object).where(values.notna(), None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -52,21 +65,6 @@ def parse_datetimes(values: pd.Series) -> pd.Series:
         if parsed.notna().sum() < text.notna().sum():
             parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
     return parsed.dt.tz_localize(None)
-
-
-def _looks_boolean(values: pd.Series) -> bool:
-    lowered = {str(v).strip().lower() for v in pd.unique(values)}
-    return len(lowered) == 2 and lowered <= (TRUE_STRINGS | FALSE_STRINGS) and bool(lowered & TRUE_STRINGS)
-
-
-def _looks_datetime(values: pd.Series) -> bool:
-    sample = values.sample(min(len(values), DATETIME_SAMPLE), random_state=0).astype(str)
-    # A date has digits and a separator; this rules out "May" and bare numbers like "2021".
-    if not sample.map(lambda s: bool(_HAS_DIGIT.search(s)) and len(s) >= 6).all():
-        return False
-    if pd.to_numeric(sample, errors="coerce").notna().mean() > 0.5:
-        return False
-    return parse_datetimes(sample).notna().mean() >= DATETIME_MIN_PARSED_SHARE
 
 
 def _looks_like_sequence(values: pd.Series) -> bool:
@@ -86,57 +84,59 @@ def _numeric_kind(values: pd.Series, name: str) -> str:
     if len(values) >= MIN_ROWS_FOR_IDENTIFIER and _is_integer_valued(values) and values.is_unique:
         if _ID_NAME.search(name) or _looks_like_sequence(values):
             return IDENTIFIER
+    if len(values) and set(pd.unique(values.to_numpy(dtype=float, na_value=np.nan)).tolist()) == {0.0, 1.0}:
+        return BOOLEAN
     return NUMERIC
 
 
 def _string_kind(values: pd.Series) -> str:
-    if _looks_boolean(values):
-        return BOOLEAN
     strings = values.astype(str)
     distinct_share = strings.nunique() / len(strings)
     if strings.str.len().mean() >= TEXT_MIN_MEAN_LENGTH and distinct_share >= TEXT_MIN_DISTINCT_SHARE:
         return TEXT
-    if _looks_datetime(values):
-        return DATETIME
     if len(strings) >= MIN_ROWS_FOR_IDENTIFIER and distinct_share >= IDENTIFIER_MIN_DISTINCT_SHARE:
         return IDENTIFIER
     return CATEGORICAL
 
 
-def infer_column_kind(series: pd.Series) -> str:
-    """One of ``COLUMN_KINDS`` for a column, judged from its dtype and non-missing values.
+#: kind of the read values -> rule refining it from their spread (kinds not listed stay as they are)
+_REFINE = {NUMERIC: _numeric_kind, CATEGORICAL: lambda values, name: _string_kind(values)}
 
-    - bool dtype, or two strings like yes/no, true/false -> boolean
-    - datetime dtype, or strings that parse as dates -> datetime
-    - integers distinct in every row that count up (or are named like ``*_id``) -> identifier
-    - other numbers -> numeric
-    - long, mostly distinct strings -> text; short strings distinct in nearly every row -> identifier
-    - other strings and pandas categories -> categorical
+
+def sniff_kind(read: pd.Series, name: str, kind: str) -> str:
+    """Settle a column's kind from its values once read as ``kind``.
+
+    - numbers distinct in every row that count up (or are named like ``*_id``) -> identifier;
+      numbers that are only 0 and 1 -> boolean; other numbers -> numeric
+    - long, mostly distinct text -> text; short text distinct in nearly every row -> identifier;
+      other text -> categorical
+    - booleans and dates stay what they are.
     """
-    values = series.dropna()
-    name = str(series.name or "")
-    if pd.api.types.is_bool_dtype(series):
-        return BOOLEAN
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return DATETIME
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        return CATEGORICAL
-    if pd.api.types.is_numeric_dtype(series):
-        return _numeric_kind(values, name) if len(values) else NUMERIC
-    if len(values) == 0:
-        return CATEGORICAL
-    if values.map(lambda v: isinstance(v, bool)).all():
-        return BOOLEAN
-    return _string_kind(values)
+    values = read.dropna()
+    if not len(values) or kind not in _REFINE:
+        return kind
+    return _REFINE[kind](values, name)
 
 
-MAX_SCHEMA_CATEGORIES = 100
+def infer_column_kind(series: pd.Series) -> str:
+    """The kind of a column held in memory, from every value (``reading.infer_reading(series).kind``)."""
+    from training.ml.reading import infer_reading
+
+    return infer_reading(series).kind
+
+
+#: Categories listed in a feature schema (most frequent first); past this, unseen ones cannot be told.
+MAX_SCHEMA_CATEGORIES = 1000
 
 
 def _numeric_schema(values: pd.Series) -> dict:
-    numbers = pd.to_numeric(values, errors="coerce").dropna()
-    return {"min": plain_float(numbers.min()) if len(numbers) else None,
-            "max": plain_float(numbers.max()) if len(numbers) else None}
+    numbers = pd.to_numeric(values, errors="coerce")
+    numbers = numbers[np.isfinite(numbers.to_numpy(dtype=float, na_value=np.nan))]
+    if not len(numbers):
+        return {"min": None, "max": None}
+    return {"min": plain_float(numbers.min()), "max": plain_float(numbers.max()),
+            "mean": plain_float(numbers.mean()), "std": plain_float(numbers.std()) if len(numbers) > 1 else None,
+            "quantiles": {str(q): plain_float(v) for q, v in numbers.quantile([0.01, 0.5, 0.99]).items()}}
 
 
 def _categorical_schema(values: pd.Series) -> dict:
@@ -152,7 +152,8 @@ def _datetime_schema(values: pd.Series) -> dict:
 
 
 def _boolean_schema(values: pd.Series) -> dict:
-    return {"values": sorted({plain(v) if isinstance(v, (bool, np.bool_)) else str(v) for v in values.dropna().unique()}, key=str)}
+    return {"values": sorted({plain(v) if isinstance(v, (bool, np.bool_)) else str(v)
+                              for v in values.dropna().unique()}, key=str)}
 
 
 _SCHEMA_DETAILS = {
@@ -163,8 +164,18 @@ _SCHEMA_DETAILS = {
 }
 
 
-def column_schema(series: pd.Series, kind: str) -> dict:
-    """What a caller must send for this column at prediction time (JSON-safe)."""
+def column_schema(series: pd.Series, kind: str, reading: dict | None = None) -> dict:
+    """What a caller must send for this column at prediction time, and what training saw (JSON-safe).
+
+    ``series`` holds the values as read (see ``training.ml.reading``). Keys: ``name``,
+    ``kind``, ``dtype``, ``nullable``, ``reading`` (the stored reading, when given), then by
+    kind: numbers ``min``, ``max``, ``mean``, ``std``, ``quantiles`` {"0.01", "0.5", "0.99"};
+    dates ``min``, ``max`` (ISO strings); categories ``categories`` (most frequent first, at
+    most ``MAX_SCHEMA_CATEGORIES``) and ``n_categories``; booleans ``values``.
+    """
     details = _SCHEMA_DETAILS.get(kind, lambda _: {})(series)
-    return {"name": str(series.name), "kind": kind, "dtype": str(series.dtype),
-            "nullable": bool(series.isna().any()), **details}
+    entry = {"name": str(series.name), "kind": kind, "dtype": str(series.dtype),
+             "nullable": bool(series.isna().any()), **details}
+    if reading is not None:
+        entry["reading"] = reading
+    return entry

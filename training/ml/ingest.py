@@ -8,6 +8,12 @@ A CSV is read twice, as text, by pyarrow's streaming reader:
    text instead of failing halfway through;
 2. the second pass casts each block to those types and appends it to a Parquet file.
 
+The first pass also gathers, for every column, which number formats, date formats and
+boolean spellings fit *every* value (``reading.FormatEvidence``): the result carries each
+column's reading (``IngestResult.readings``). A column that is only readable with a format
+(decimal commas, ``dd.mm.yyyy`` dates) or that several formats read differently (``1.234``)
+is stored as text, so that its reading, or the one a user picks, is applied when it is used.
+
 Casting the same cleaned text with the same function in both passes is what makes
 the second pass unable to disagree with the first. Memory stays at a few blocks plus
 one row group, whatever the size of the file.
@@ -35,7 +41,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from training.ml.columns import BOOLEAN, DATETIME, NA_TOKENS, NUMERIC  # noqa: F401  (NA_TOKENS: re-exported)
 from training.ml.errors import MLInputError
+from training.ml.reading import (
+    ISO8601, ColumnReading, FormatEvidence, clean_text, is_european, reading_of_arrow_type,
+)
 
 DELIMITERS = (",", ";", "\t", "|")
 DEFAULT_BLOCK_SIZE = 4 * 2**20
@@ -43,13 +53,6 @@ SNIFF_BYTES = 64 * 2**10
 HEAD_BYTES = 2**20  # the header must fit in the first MB
 ROW_GROUP_ROWS = 250_000
 ROW_GROUP_BYTES = 64 * 2**20
-
-# A cell whose trimmed text is one of these is missing (pandas' defaults plus a few).
-NA_TOKENS = (
-    "", "NA", "N/A", "n/a", "N/a", "na", "NaN", "nan", "NAN", "-NaN", "-nan",
-    "NULL", "null", "Null", "None", "none", "NONE", "<NA>", "#N/A", "#N/A N/A", "#NA",
-    "1.#IND", "-1.#IND", "1.#QNAN", "-1.#QNAN", "?",
-)
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip-compressed"),
@@ -81,6 +84,9 @@ class IngestResult:
     encoding: str | None  # "utf-8", "utf-8-sig", "cp1252", "latin-1"; None for Parquet
     size_bytes: int  # bytes read from the upload
     notes: list[str] = field(default_factory=list)  # things the user may want to know
+    #: column -> ``ColumnReading.as_dict()`` for columns whose storage type or values say how to read them
+    #: (plain text columns have none: the profile tells categories, identifiers and free text apart)
+    readings: dict[str, dict] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -94,12 +100,15 @@ def ingest_to_parquet(
     max_bytes: int,
     max_columns: int = 1000,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    as_text: frozenset[str] | set[str] = frozenset(),
 ) -> IngestResult:
     """Validate ``src`` (CSV or Parquet, by content) and write it as Parquet to ``dest_path``.
 
     ``src`` is a path or a readable binary file object (read from its current position).
-    ``filename`` is only used in messages. Raises ``MLInputError`` with status 400, 413
-    or 415 for anything the user can fix; ``dest_path`` is then left untouched.
+    ``filename`` is only used in messages. Columns named in ``as_text`` are stored as text
+    whatever they hold (a batch input read later with a model's readings). Raises
+    ``MLInputError`` with status 400, 413 or 415 for anything the user can fix;
+    ``dest_path`` is then left untouched.
     """
     dest_path = Path(dest_path)
     dest_dir = dest_path.parent
@@ -120,11 +129,12 @@ def ingest_to_parquet(
                 raise MLInputError("the file is empty", field=_FIELD)
             out = new_temp(".parquet.tmp")
             if head.startswith(b"PAR1"):
-                result = _ingest_parquet(source, out, new_temp, filename=filename, max_columns=max_columns)
+                result = _ingest_parquet(source, out, new_temp, filename=filename, max_columns=max_columns,
+                                         as_text=as_text)
             else:
                 result = _ingest_csv(
                     source, out, head, at_eof,
-                    filename=filename, max_columns=max_columns, block_size=block_size,
+                    filename=filename, max_columns=max_columns, block_size=block_size, as_text=as_text,
                 )
         os.replace(out, dest_path)
         temps.remove(out)
@@ -267,7 +277,7 @@ def _seekable(f) -> bool:
 # --- CSV ----------------------------------------------------------------------------
 
 def _ingest_csv(source: _Source, out: Path, head: bytes, at_eof: bool, *,
-                filename: str, max_columns: int, block_size: int) -> IngestResult:
+                filename: str, max_columns: int, block_size: int, as_text=frozenset()) -> IngestResult:
     _reject_binary(head, filename)
     encoding, notes = _detect_encoding(head, at_eof, filename)
     text = _decode_head(head, encoding, at_eof)
@@ -281,7 +291,7 @@ def _ingest_csv(source: _Source, out: Path, head: bytes, at_eof: bool, *,
     fallbacks = {"utf-8": "cp1252", "utf-8-sig": "cp1252", "cp1252": "latin-1"}
     while True:
         try:
-            types, rows, type_notes = _settle_types(
+            types, evidence, rows = _settle_types(
                 source, names, delimiter, encoding, header_lines, block_size)
             break
         except _DecodeFailed:
@@ -295,20 +305,55 @@ def _ingest_csv(source: _Source, out: Path, head: bytes, at_eof: bool, *,
             _check_names(names, max_columns)
     if rows == 0:
         raise MLInputError(_NO_ROWS, field=_FIELD)
+    readings, reading_notes = _decide_readings(names, types, evidence, is_european(delimiter, evidence), as_text)
+    type_notes = types.notes(skip={name for name, r in readings.items() if r["kind"] in (NUMERIC, DATETIME)})
 
     schema = pa.schema([pa.field(name, types.arrow_type(i)) for i, name in enumerate(names)])
     written = 0
     with source.reading() as stream, _RowGroupWriter(out, schema) as writer:
         for batch in _csv_batches(stream, names, delimiter, encoding, header_lines, block_size):
-            arrays = [types.cast(i, _clean(column)) for i, column in enumerate(batch.columns)]
+            arrays = [types.cast(i, clean_text(column)) for i, column in enumerate(batch.columns)]
             writer.write(pa.RecordBatch.from_arrays(arrays, schema=schema))
             written += batch.num_rows
     if written != rows:  # the file changed between the two passes
         raise MLInputError("the file changed while it was being read; upload it again", field=_FIELD)
     return IngestResult(
         rows=rows, columns=names, file_format="csv", delimiter=delimiter, encoding=encoding,
-        size_bytes=source.size_bytes, notes=notes + type_notes,
+        size_bytes=source.size_bytes, notes=notes + type_notes + reading_notes, readings=readings,
     )
+
+
+def _decide_readings(names: list[str], types: "_ColumnTypes", evidence: list[FormatEvidence], european: bool,
+                     as_text) -> tuple[dict[str, dict], list[str]]:
+    """Each column's reading from its settled type and its evidence; a column whose values need the reading
+    (decimal commas, non-ISO dates, numbers several formats read differently) is switched to text storage."""
+    readings: dict[str, dict] = {}
+    notes: list[str] = []
+    for i, name in enumerate(names):
+        if name in as_text:
+            types.store_as_text(i)
+            continue
+        state = types.state(i)
+        reading: ColumnReading | None = None
+        if state in ("int", "float"):
+            numbers = evidence[i].number_reading(european=european)
+            if numbers is not None and (numbers.number_format != "plain" or numbers.ambiguous):
+                types.store_as_text(i)
+                reading = numbers
+            else:
+                reading = ColumnReading(kind=NUMERIC, number_format="plain")
+        elif state == "bool":
+            reading = ColumnReading(kind=BOOLEAN)
+        elif state in ("datetime", "datetime_tz"):
+            reading = ColumnReading(kind=DATETIME, date_format=ISO8601)
+        elif state == "string":
+            reading = evidence[i].reading(european=european)
+            miss = evidence[i].near_miss(name) if reading is None and not types.demoted(i) else None
+            if miss:
+                notes.append(miss)
+        if reading is not None:
+            readings[name] = reading.as_dict()
+    return readings, notes
 
 
 def _reject_binary(head: bytes, filename: str) -> None:
@@ -451,8 +496,10 @@ def _csv_batches(stream, names: list[str], delimiter: str, encoding: str, header
 
 
 def _settle_types(source: _Source, names, delimiter, encoding, header_lines, block_size):
-    """First pass: count rows, find the first malformed row, settle each column's type."""
+    """First pass: count rows, find the first malformed row, settle each column's type, gather each
+    column's format evidence."""
     types = _ColumnTypes(names)
+    evidence = [FormatEvidence() for _ in names]
     bad_rows: list = []
 
     def on_invalid(row) -> str:
@@ -465,8 +512,14 @@ def _settle_types(source: _Source, names, delimiter, encoding, header_lines, blo
             for batch in _csv_batches(stream, names, delimiter, encoding, header_lines,
                                       block_size, on_invalid):
                 for i, column in enumerate(batch.columns):
+                    cleaned = clean_text(column)
                     if not types.is_text(i):  # text stays text: no need to look again
-                        types.observe(i, _clean(column), first_row=rows + 1)
+                        types.observe(i, cleaned, first_row=rows + 1)
+                    typed = _TYPED_KINDS.get(types.state(i))
+                    if typed:  # the cast vouches for the values: only what it cannot tell is looked at
+                        evidence[i].observe_typed(cleaned, typed)
+                    else:
+                        evidence[i].observe(cleaned)
                 rows += batch.num_rows
     except UnicodeDecodeError:
         raise _DecodeFailed() from None
@@ -477,7 +530,7 @@ def _settle_types(source: _Source, names, delimiter, encoding, header_lines, blo
         if bad_rows or "straddl" in message or "Expected" in message:
             raise _bad_row_error(source, names, delimiter, encoding, block_size) from None
         raise MLInputError(f"the file cannot be read as CSV: {message}", field=_FIELD) from None
-    return types, rows, types.notes()
+    return types, evidence, rows
 
 
 def _bad_row_error(source: _Source, names, delimiter, encoding, block_size) -> MLInputError:
@@ -525,16 +578,6 @@ def _first_bad_row(source: _Source, expected: int, delimiter, encoding, block_si
     return MLInputError(f"{too_long} or has an unclosed double quote", field=_FIELD)
 
 
-_NA_SET = pa.array(NA_TOKENS, pa.string())
-_NULL_STRING = pa.scalar(None, pa.string())
-
-
-def _clean(column: pa.Array) -> pa.Array:
-    """Trim whitespace and turn the usual "missing" spellings into nulls."""
-    trimmed = pc.utf8_trim_whitespace(column)
-    return pc.if_else(pc.is_in(trimmed, value_set=_NA_SET), _NULL_STRING, trimmed)
-
-
 # Each state lists what to try, narrowest first, when a block has values it has not seen.
 _WIDER = {
     "null": ("int", "float", "bool", "datetime", "datetime_tz"),
@@ -549,6 +592,8 @@ _ARROW_TYPES = {
     "null": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
     "datetime": pa.timestamp("us"), "datetime_tz": pa.timestamp("us", tz="UTC"), "string": pa.string(),
 }
+#: Settled types whose cast vouches for a block's values, and the kind of values they are.
+_TYPED_KINDS = {"int": NUMERIC, "float": NUMERIC, "bool": BOOLEAN, "datetime": DATETIME, "datetime_tz": DATETIME}
 _TYPE_WORDS = {"int": "numbers", "float": "numbers", "bool": "true/false values",
                "datetime": "dates", "datetime_tz": "dates"}
 
@@ -580,17 +625,28 @@ class _ColumnTypes:
     def is_text(self, i: int) -> bool:
         return self._states[i] == "string"
 
+    def state(self, i: int) -> str:
+        return self._states[i]
+
+    def demoted(self, i: int) -> bool:
+        return i in self._demoted
+
+    def store_as_text(self, i: int) -> None:
+        """Keep the column's text as it is (its reading is applied when the column is used)."""
+        if self._states[i] != "null":
+            self._states[i] = "string"
+
     def arrow_type(self, i: int) -> pa.DataType:
         return _ARROW_TYPES[self._states[i]]
 
     def cast(self, i: int, values: pa.Array) -> pa.Array:
         return values.cast(self.arrow_type(i))
 
-    def notes(self) -> list[str]:
+    def notes(self, skip: set[str] = frozenset()) -> list[str]:
         return [
             f"column '{self._names[i]}' holds {_TYPE_WORDS[old]} until data row {row}, which has "
             f"'{value}', so the column is stored as text"
-            for i, (old, row, value) in self._demoted.items()
+            for i, (old, row, value) in self._demoted.items() if self._names[i] not in skip
         ]
 
 
@@ -656,7 +712,7 @@ class _RowGroupWriter:
 # --- Parquet ------------------------------------------------------------------------
 
 def _ingest_parquet(source: _Source, out: Path, new_temp: Callable[[str], Path], *,
-                    filename: str, max_columns: int) -> IngestResult:
+                    filename: str, max_columns: int, as_text=frozenset()) -> IngestResult:
     # pyarrow reads Parquet from its end, so a file object is first copied (counting) to disk.
     path = source.path
     if path is None:
@@ -687,18 +743,33 @@ def _ingest_parquet(source: _Source, out: Path, new_temp: Callable[[str], Path],
     # Rewrite rather than copy: it proves every page can be read, drops pandas' index,
     # decodes categoricals and gives the row groups the size the profiler samples by.
     schema = pa.schema([
-        pa.field(name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+        pa.field(name, pa.string() if name in as_text else
+                 f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
         for name, f in zip(names, kept)
     ])
+    evidence = {i: FormatEvidence() for i, f in enumerate(schema) if _is_string(f.type)}
     rows = 0
     try:
         with _RowGroupWriter(out, schema) as writer:
             for batch in parquet.iter_batches(batch_size=65_536, columns=[f.name for f in kept],
                                               use_pandas_metadata=False):
                 arrays = [column.cast(f.type) for column, f in zip(batch.columns, schema)]
+                for i, found in evidence.items():
+                    found.observe(clean_text(arrays[i]))
                 writer.write(pa.RecordBatch.from_arrays(arrays, schema=schema))
                 rows += batch.num_rows
     except (pa.ArrowException, OSError) as exc:
         raise MLInputError(f"{unreadable}: {exc}", field=_FIELD, status=415) from None
+    european = is_european(None, evidence.values())
+    readings = {}
+    for i, f in enumerate(schema):
+        reading = (evidence[i].reading(european=european) if i in evidence else None if f.name in as_text
+                   else reading_of_arrow_type(f.type))
+        if reading is not None:
+            readings[f.name] = reading.as_dict()
     return IngestResult(rows=rows, columns=names, file_format="parquet", delimiter=None, encoding=None,
-                        size_bytes=size_bytes, notes=[])
+                        size_bytes=size_bytes, notes=[], readings=readings)
+
+
+def _is_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)

@@ -222,3 +222,11 @@ def evaluate(pipeline, X, y, problem_type: ProblemType, *, random_state: int = 0
     if problem_type.is_classification:
         return classification_report(y, pipeline.predict(X), pipeline.predict_proba(X), pipeline.classes_)
     return regression_report(y, pipeline.predict(X), random_state=random_state)
+
+
+def evaluate_predictions(y, labels, proba, classes, problem_type: ProblemType, *, random_state: int = 0) -> dict:
+    """The same report from predictions already made (labels and probabilities, or values), e.g. by a
+    ``predictors.Predictor``: evaluation then answers with the numbers batch prediction writes."""
+    if problem_type.is_classification:
+        return classification_report(y, labels, proba, np.asarray(classes, dtype=object))
+    return regression_report(y, labels, random_state=random_state)

@@ -330,8 +330,17 @@ class _Trees:
             raise OnnxUnsupported(f"the model has more than {MAX_TREE_NODES:,} tree nodes; "
                                   f"its ONNX graph would be too large")
 
-    def add_to(self, graph: _Graph, features: str, n_targets: int, base_values: np.ndarray | None = None) -> str:
-        """Node summing the trees (plus ``base_values``); returns its float64 output [N, n_targets]."""
+    def add_to(self, graph: _Graph, features: str, n_targets: int, base_values: np.ndarray | None = None,
+               offset: np.ndarray | None = None) -> str:
+        """Node summing the trees (plus ``base_values``); returns its float64 output [N, n_targets].
+
+        The operator sums in float64 but hands its result over as float32, whose 24 bits cannot hold a value
+        near 1e9 closer than 64. ``offset`` (about the sum itself) is therefore subtracted inside the operator
+        and added back in float64 after it, so only the small remainder is rounded to float32.
+        """
+        offset = np.zeros(n_targets) if offset is None else np.asarray(offset, np.float64).reshape(-1)
+        base_values = (np.zeros(n_targets) if base_values is None else
+                       np.asarray(base_values, np.float64).reshape(-1)) - offset
         attributes: dict[str, Any] = {}
         for parts in (self._nodes, self._leaves):
             for key in parts[0]:
@@ -342,11 +351,11 @@ class _Trees:
                     attributes[key] = values.tolist()
                 else:
                     attributes[key] = values.astype(np.int64).tolist()
-        if base_values is not None:
-            attributes["base_values_as_tensor"] = numpy_helper.from_array(np.asarray(base_values, np.float64))
+        attributes["base_values_as_tensor"] = numpy_helper.from_array(base_values)
         raw = graph.node("TreeEnsembleRegressor", [features], domain="ai.onnx.ml", n_targets=n_targets,
                          aggregate_function="SUM", post_transform="NONE", **attributes)
-        return graph.node("Cast", [raw], to=TensorProto.DOUBLE)
+        summed = graph.node("Cast", [raw], to=TensorProto.DOUBLE)
+        return graph.node("Add", [summed, graph.constant(offset)]) if np.any(offset) else summed
 
 
 def _model_proto(graph: _Graph, name: str, n_features: int, classification: bool, output: str,
@@ -389,9 +398,17 @@ def _forest(model: Any, n_features: int, classification: bool) -> onnx.ModelProt
     graph = _Graph()
     rounded = graph.node("Cast", [graph.node("Cast", [_FEATURES], to=TensorProto.FLOAT)], to=TensorProto.DOUBLE)
     n_targets = len(model.classes_) if classification else 1
-    total = trees.add_to(graph, rounded, n_targets)
+    # Regression leaves hold target values: centre their sum on the training mean (see _Trees.add_to).
+    offset = None if classification else np.array([len(model.estimators_) * _leaf_mean(model)])
+    total = trees.add_to(graph, rounded, n_targets, offset=offset)
     mean = graph.node("Div", [total, graph.constant(np.array([float(len(model.estimators_))]))])
     return _model_proto(graph, type(model).__name__, n_features, classification, mean, n_targets)
+
+
+def _leaf_mean(model: Any) -> float:
+    """The mean of a regression forest's leaf values (about the training target's mean)."""
+    leaves = [e.tree_.value[e.tree_.children_left == -1, 0, 0] for e in model.estimators_]
+    return float(np.mean(np.concatenate(leaves))) if leaves else 0.0
 
 
 def _hist_gradient_boosting(model: Any, n_features: int, classification: bool) -> onnx.ModelProto:
@@ -409,7 +426,8 @@ def _hist_gradient_boosting(model: Any, n_features: int, classification: bool) -
                       missing_left=nodes["missing_go_to_left"], leaf_weights=weights)
     n_targets = int(model.n_trees_per_iteration_)
     graph = _Graph()
-    raw = trees.add_to(graph, _FEATURES, n_targets, np.asarray(model._baseline_prediction).reshape(-1))
+    baseline = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
+    raw = trees.add_to(graph, _FEATURES, n_targets, baseline, offset=baseline)
     link = type(model._loss.link).__name__
     if not classification:
         if link != "IdentityLink":
@@ -534,22 +552,35 @@ def _export(pipeline: Pipeline, problem: ProblemType, classes: list | None) -> b
 
 # --- parity and choosing the engine -------------------------------------------------------------
 
+#: The agreement every route must reach: probabilities within this, regression values within this times the
+#: spread (standard deviation) of the target on the test split. A difference this small cannot change a
+#: decision and survives rounding to the 6 decimals of a prediction response.
+PARITY_TOLERANCE = 1e-6
+
+
 def check_parity(pipeline: Pipeline, onnx_bytes: bytes, frame: pd.DataFrame, *, problem_type: str | ProblemType,
-                 classes: list | None, tolerance: float = 1e-4) -> dict[str, Any]:
+                 classes: list | None, spread: float | None = None,
+                 tolerance: float = PARITY_TOLERANCE) -> dict[str, Any]:
     """Compare the graph with the pipeline on ``frame`` (extra columns, e.g. the target, are ignored).
 
     Classification agrees when every probability is within ``tolerance`` and every label is
-    identical. Regression has no labels: it agrees when every value is within
-    ``tolerance * (1 + |native value|)`` (absolute near zero, relative for large values);
-    ``labels_identical`` then repeats that check. ``max_abs_diff`` is the largest absolute
-    difference (of probabilities, or values); None when nothing could be compared.
+    identical. Regression agrees when every value is within ``tolerance * spread``, where
+    ``spread`` is the standard deviation of the target on the test split (when not given or
+    zero: of the native predictions, else 1). A difference relative to |value| would let a
+    target near 1e9 differ by 1e5 and still "agree"; the spread is the scale its errors are
+    judged on. ``labels_identical`` repeats the value check for regression. ``max_abs_diff``
+    is the largest absolute difference (of probabilities, or values); None when nothing
+    could be compared. The report also gives ``tolerance`` (absolute, as applied) and the
+    graph's ``model_precision``.
     """
     problem = ProblemType(problem_type)
-    report = {"agree": False, "max_abs_diff": None, "labels_identical": False, "rows": int(len(frame)), "reason": ""}
+    report = {"agree": False, "max_abs_diff": None, "labels_identical": False, "rows": int(len(frame)), "reason": "",
+              "tolerance": None, "model_precision": None}
     try:
         predictor = OnnxPredictor(onnx_bytes, problem, classes, None)
     except Exception as exc:
         return {**report, "reason": f"the ONNX graph cannot be loaded: {type(exc).__name__}: {exc}"}
+    report["model_precision"] = predictor.session.get_modelmeta().custom_metadata_map.get("ml.model_precision")
     if not len(frame):
         return {**report, "reason": "no rows to compare"}
     X = frame.reindex(columns=predictor.input_columns)
@@ -568,22 +599,28 @@ def check_parity(pipeline: Pipeline, onnx_bytes: bytes, frame: pd.DataFrame, *, 
     diff = np.abs(native - ours)
     max_diff = float(np.max(diff)) if np.all(np.isfinite(diff)) else float("inf")
     if problem.is_classification:
-        within = max_diff <= tolerance
+        allowed = tolerance
+        within = max_diff <= allowed
         labels_identical = bool(np.array_equal(np.asarray(native_labels, dtype=object), labels))
         n_diff = int(np.sum(np.asarray(native_labels, dtype=object) != labels))
         agree = within and labels_identical
-        reason = (f"probabilities within {tolerance:g} and labels identical on {len(X)} rows" if agree else
-                  f"{'' if within else f'probabilities differ by up to {max_diff:.3g} (tolerance {tolerance:g}); '}"
+        reason = (f"probabilities within {allowed:g} and labels identical on {len(X)} test rows" if agree else
+                  f"{'' if within else f'probabilities differ by up to {max_diff:.3g} (tolerance {allowed:g}); '}"
                   f"{'' if labels_identical else f'{n_diff} of {len(X)} labels differ'}".rstrip("; "))
     else:
-        allowed = tolerance * (1 + np.abs(native))
+        scale = spread if spread and np.isfinite(spread) else float(np.std(native)) or 1.0
+        allowed = tolerance * scale
         outside = int(np.sum(~(diff <= allowed)))
         agree = labels_identical = outside == 0
-        reason = (f"values within {tolerance:g} x (1 + |value|) on {len(X)} rows" if agree else
-                  f"{outside} of {len(X)} values differ by more than {tolerance:g} x (1 + |value|) "
-                  f"(largest difference {max_diff:.3g})")
+        precision = report["model_precision"]
+        reason = (f"values within {allowed:.3g} ({tolerance:g} x the target's spread {scale:.4g}) on {len(X)} test rows"
+                  if agree else
+                  f"{outside} of {len(X)} values differ by more than {allowed:.3g} ({tolerance:g} x the target's spread "
+                  f"{scale:.4g}; largest difference {max_diff:.3g})"
+                  + (": the graph computes in single precision, which cannot hold values of this size closely enough"
+                     if precision == "float32" else ""))
     return {**report, "agree": bool(agree), "max_abs_diff": max_diff, "labels_identical": bool(labels_identical),
-            "reason": reason}
+            "reason": reason, "tolerance": float(allowed)}
 
 
 def build_predictor(*, pipeline: Pipeline | None, onnx_bytes: bytes | None, problem_type: str | ProblemType,

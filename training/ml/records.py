@@ -1,20 +1,21 @@
 """Turn the JSON body of a real-time prediction request into the DataFrame a model expects.
 
-The body is ``{"records": [{column: value, ...}, ...]}``. Each value is checked against
-the kind its column had at training time (``TrainResult.feature_schema``):
+The body is ``{"records": [{column: value, ...}, ...]}``. Each value is read with its
+column's stored reading (``training.ml.reading.ColumnReading.value_reader``: the same
+rule training read the column with), by kind:
 
-- numeric -> float64: JSON numbers, and strings holding a number ("3.5", " 1e3 ").
-  Not true/false (a client bug more often than a 0/1 column: send 1 or 0), not
-  infinity or NaN.
+- numeric -> float64: JSON numbers, and strings holding a number written in the column's
+  format ("3.5"; "1.234,5" for a column read with decimal commas). Not true/false (a
+  client bug more often than a 0/1 column: send 1 or 0), not infinity or NaN.
 - categorical -> object (Python str): strings, and numbers written as text (7 and
-  7.0 -> "7", 2.5 -> "2.5"). Categories not seen in training are fine: the pipeline
-  groups them as infrequent. Not true/false.
+  7.0 -> "7", 2.5 -> "2.5"). Not true/false.
 - boolean -> nullable ``boolean``: true/false, 0/1, and the strings true/false,
   yes/no, t/f, y/n, 1/0 in any case.
 - datetime -> datetime64 (naive UTC, as at training): ISO 8601 strings ("2024-05-01",
-  "2024-05-01T13:45:00+02:00"), or other spellings a date parser reads ("March 5,
-  2020"). Numbers are refused: seconds or milliseconds since 1970 would be a guess.
-- any other kind -> object: strings and numbers, as text.
+  "2024-05-01T13:45:00+02:00") always, and strings in the column's date format
+  ("01.05.2024" for a column read as dd.mm.yyyy). Numbers are refused: seconds or
+  milliseconds since 1970 would be a guess. Versions trained before readings were stored
+  keep their old rule (ISO 8601, else the date parser's guess).
 
 Every kind also accepts ``null``: each kind's imputer in the pipeline fills it in, the
 same way it fills the gaps of the training data. Strings are trimmed, and an empty
@@ -25,176 +26,34 @@ line breaks (``training.ml.text``): no string that reaches a model, ONNX Runtime
 that cannot be encoded.
 
 A record must name every feature column (send ``null`` for an unknown value: a missing
-key is more often a typo). Columns the model does not use are ignored and reported once
-in the returned warnings.
+key is more often a typo). The answer's warnings (``training.ml.value_checks``) name,
+per record and column, every value that changed meaning: a category not seen in
+training, a number or date far outside the training range; and, once, the columns the
+model does not use.
 
 ``RecordValidator`` does the per-column work once per model; keep one next to the
 loaded model on the request path. ``records_to_frame`` is the one-off form.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api.internals import create_dataframe_from_blocks
 
-from training.ml.columns import BOOLEAN, CATEGORICAL, DATETIME, FALSE_STRINGS, NUMERIC, TRUE_STRINGS, parse_datetimes
+from training.ml.columns import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC
 from training.ml.errors import MLInputError
-from training.ml.ingest import NA_TOKENS
-from training.ml.text import text_problem
+from training.ml.reading import ColumnReading, UnreadableValue, shown
+from training.ml.value_checks import IGNORED_COLUMN, ColumnCheck, ValueWarning
 
 FIELD = "records"
 #: Unknown columns listed by name in the warning; the rest are counted.
 MAX_LISTED_COLUMNS = 20
-MAX_SHOWN_VALUE = 40
 
-_NA_STRINGS = frozenset(NA_TOKENS)
-_TRUE = frozenset(TRUE_STRINGS | {"1"})
-_FALSE = frozenset(FALSE_STRINGS | {"0"})
-_NAN = float("nan")
-_NAT = np.datetime64("NaT", "us")
-
-
-class _Bad(Exception):
-    """A value that does not fit its column; the message completes "records[i].column ..."."""
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= MAX_SHOWN_VALUE else text[:MAX_SHOWN_VALUE] + "..."
-
-
-def _clean_string(value: str) -> str | None:
-    """Trimmed text, or None for the spellings of "missing" that ingestion turns into nulls. Text no
-    encoder can write (a lone surrogate) or with control characters is refused (training/ml/text.py)."""
-    problem = text_problem(value, multiline=True)
-    if problem is not None:
-        raise _Bad(problem)
-    text = value.strip()
-    return None if text in _NA_STRINGS else text
-
-
-# --- one converter per kind: JSON value -> value for the frame, or _Bad ----------------------
-
-def _to_number(value: Any) -> float:
-    kind = type(value)
-    if kind is float:
-        if value - value == 0.0:  # false for inf and NaN
-            return value
-        raise _Bad(f"must be a finite number or null, got {_shown(value)}")
-    if kind is int:
-        try:
-            return float(value)
-        except OverflowError:
-            raise _Bad(f"is too large a number: {_shown(value)}") from None
-    if value is None:
-        return _NAN
-    if kind is str:
-        text = _clean_string(value)
-        if text is None:
-            return _NAN
-        try:
-            number = float(text) if "_" not in text else _NAN
-        except ValueError:
-            number = _NAN
-        if math.isfinite(number):
-            return number
-        raise _Bad(f"must be a number, got {_shown(value)}")
-    if kind is bool or isinstance(value, (bool, np.bool_)):
-        raise _Bad(f"must be a number, got {_shown(value)}; send 1 or 0 for yes or no")
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return _to_number(float(value))
-    raise _Bad(f"must be a number, got {_shown(value)}")
-
-
-def _to_text(value: Any) -> Any:
-    kind = type(value)
-    if kind is str:
-        text = _clean_string(value)
-        return _NAN if text is None else text
-    if value is None:
-        return _NAN
-    if kind is int:
-        return str(value)
-    if kind is float:
-        if value - value != 0.0:
-            raise _Bad(f"must be text or a finite number, got {_shown(value)}")
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, (bool, np.bool_)):
-        raise _Bad(f"must be text, got {_shown(value)}")
-    if isinstance(value, (np.integer, np.floating)):
-        return _to_text(value.item())
-    raise _Bad(f"must be text, got {_shown(value)}")
-
-
-def _to_boolean(value: Any) -> bool | None:
-    kind = type(value)
-    if kind is bool:
-        return value
-    if value is None:
-        return None
-    if kind is str:
-        text = _clean_string(value)
-        if text is None:
-            return None
-        lowered = text.lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-    elif isinstance(value, (int, float, np.integer, np.floating, np.bool_)) and value in (0, 1):
-        return bool(value)
-    raise _Bad(f"must be true or false, got {_shown(value)}")
-
-
-def _to_datetime(value: Any) -> np.datetime64:
-    if value is None:
-        return _NAT
-    if type(value) is not str:
-        raise _Bad(f"must be a date as text, such as \"2024-05-01\" or \"2024-05-01T13:45:00Z\", got "
-                   f"{_shown(value)}")
-    text = _clean_string(value)
-    if text is None:
-        return _NAT
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        # Not ISO 8601: the slower parser the training data went through. A bare number
-        # ("12", "2024") is not taken for a date, as at training.
-        fallback = _NAT if _is_number(text) else parse_datetimes(pd.Series([text], dtype=object)).iloc[0]
-        if pd.isna(fallback):
-            raise _Bad(f"must be a date, such as \"2024-05-01\" or \"2024-05-01T13:45:00Z\", got "
-                       f"{_shown(value)}") from None
-        return np.datetime64(fallback.to_datetime64(), "us")
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return np.datetime64(parsed, "us")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    NUMERIC: _to_number,
-    BOOLEAN: _to_boolean,
-    DATETIME: _to_datetime,
-    CATEGORICAL: _to_text,
-}
+#: Kinds a model reads; anything else in an old schema is read as text.
+_MODEL_KINDS = (NUMERIC, BOOLEAN, DATETIME, CATEGORICAL)
 
 
 # --- turning converted columns into blocks (what pandas stores a frame as) -----------------
@@ -241,16 +100,21 @@ _BLOCKS: dict[str, Callable[[list[list], int, np.ndarray], Blocks]] = {
 class RecordValidator:
     """Checks records against one model's feature schema and builds its input frame.
 
-    The schema is read once here, so ``to_frame`` only loops over values.
+    The schema is read once here (one value reader and one check per column), so
+    ``to_frame`` only loops over values.
     """
 
     def __init__(self, feature_schema: list[dict]):
         self.columns: list[str] = [str(column["name"]) for column in feature_schema]
         if len(set(self.columns)) != len(self.columns):
             raise ValueError("feature schema lists a column twice")
-        kinds = [column.get("kind") if column.get("kind") in _CONVERTERS else CATEGORICAL
+        kinds = [column.get("kind") if column.get("kind") in _MODEL_KINDS else CATEGORICAL
                  for column in feature_schema]
-        self._converters = [(name, _CONVERTERS[kind]) for name, kind in zip(self.columns, kinds)]
+        self.readings = [ColumnReading.from_dict(column.get("reading"), kind=kind)
+                         for column, kind in zip(feature_schema, kinds)]
+        checks = [ColumnCheck(column) for column in feature_schema]
+        self._readers = [(name, reading.value_reader(), check if check.active else None)
+                         for name, reading, check in zip(self.columns, self.readings, checks)]
         self._names = frozenset(self.columns)
         self._index = pd.Index(self.columns)
         # kind -> positions of its columns in the frame, in schema order
@@ -259,7 +123,7 @@ class RecordValidator:
             for kind in dict.fromkeys(kinds)
         ]
 
-    def to_frame(self, records: Any, *, max_records: int) -> tuple[pd.DataFrame, list[str]]:
+    def to_frame(self, records: Any, *, max_records: int) -> tuple[pd.DataFrame, list[ValueWarning]]:
         """Validate ``records`` (the body's list) and return the model's input frame plus warnings.
 
         Raises ``MLInputError`` naming the record and column (``field="records[3].age"``).
@@ -268,6 +132,7 @@ class RecordValidator:
         n = len(records)
         values: list[list] = [[None] * n for _ in self.columns]
         extra: dict[str, None] = {}
+        warnings: list[ValueWarning] = []
         n_columns = len(self.columns)
         for i, record in enumerate(records):
             if not isinstance(record, dict):
@@ -275,16 +140,20 @@ class RecordValidator:
                                    f"{_record_shown(record)}", field=f"{FIELD}[{i}]")
             j = 0
             try:
-                for j, (name, convert) in enumerate(self._converters):
-                    values[j][i] = convert(record[name])
+                for j, (name, read, check) in enumerate(self._readers):
+                    value = values[j][i] = read(record[name])
+                    if check is not None:
+                        found = check.check(value)
+                        if found is not None:
+                            warnings.append(ValueWarning(i, name, *found))
             except KeyError:
                 raise self._missing(i, record) from None
-            except _Bad as bad:
+            except UnreadableValue as bad:
                 name = self.columns[j]
                 raise MLInputError(f"records[{i}].{name} {bad}", field=f"{FIELD}[{i}].{name}") from None
             if len(record) > n_columns:
                 extra.update(dict.fromkeys(k for k in record if k not in self._names))
-        return self._frame(values, n), _extra_warning(list(extra))
+        return self._frame(values, n), _extra_warnings(list(extra)) + warnings
 
     def _check_list(self, records: Any, max_records: int) -> None:
         if not isinstance(records, list):
@@ -314,24 +183,26 @@ class RecordValidator:
         return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n), columns=self._index)
 
 
+
 def _record_shown(value: Any) -> str:
     if isinstance(value, (list, dict)):
-        return _shown(value)
+        return shown(value)
     if value is None:
         return "null"
-    return f"{type(value).__name__} {_shown(value)}".replace("str ", "text ", 1)
+    return f"{type(value).__name__} {shown(value)}".replace("str ", "text ", 1)
 
 
-def _extra_warning(extra: list[str]) -> list[str]:
-    if not extra:
-        return []
-    listed = ", ".join(f"'{name}'" for name in extra[:MAX_LISTED_COLUMNS])
-    more = f" and {len(extra) - MAX_LISTED_COLUMNS} more" if len(extra) > MAX_LISTED_COLUMNS else ""
-    noun = "column" if len(extra) == 1 else "columns"
-    return [f"ignored {noun} {listed}{more}: the model does not use {'it' if len(extra) == 1 else 'them'}"]
+def _extra_warnings(extra: list[str]) -> list[ValueWarning]:
+    """One warning per column the model does not use (the first ``MAX_LISTED_COLUMNS``, then a count)."""
+    found = [ValueWarning(None, name, IGNORED_COLUMN, f"column '{name}' is ignored: the model does not use it")
+             for name in extra[:MAX_LISTED_COLUMNS]]
+    if len(extra) > MAX_LISTED_COLUMNS:
+        found.append(ValueWarning(None, None, IGNORED_COLUMN,
+                                  f"... and {len(extra) - MAX_LISTED_COLUMNS} more columns the model does not use"))
+    return found
 
 
 def records_to_frame(records: Any, feature_schema: list[dict], *,
-                     max_records: int) -> tuple[pd.DataFrame, list[str]]:
+                     max_records: int) -> tuple[pd.DataFrame, list[ValueWarning]]:
     """One-off ``RecordValidator(feature_schema).to_frame(records, max_records=...)``."""
     return RecordValidator(feature_schema).to_frame(records, max_records=max_records)

@@ -20,18 +20,27 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from training.ml.algorithms import algorithms_for, get_algorithm
-from training.ml.columns import column_schema
+from training.ml.columns import BOOLEAN, CATEGORICAL, NUMERIC, column_schema
 from training.ml.errors import MLInputError
 from training.ml.importance import feature_importance
 from training.ml.jsonable import plain
 from training.ml.metrics import evaluate, get_metric
 from training.ml.preprocess import plan_preprocessing
 from training.ml.problem import ProblemType, detect_problem_type, resolve_problem_type
+from training.ml.reading import (
+    ColumnReading, infer_readings, kind_name, read_frame, read_target, reading_for_kind,
+)
 from training.ml.search import ProgressFn, SearchTask, get_searcher, no_progress
 from training.ml.threads import limit_threads
 
 #: More than this share of missing target values is refused rather than silently dropped.
 MAX_MISSING_TARGET_SHARE = 0.5
+#: Numbers larger than this in magnitude are refused up front: tree models and XGBoost compute in single
+#: precision (largest value 3.4e38, so larger ones become infinite) and scaling squares values, which
+#: overflows double precision past about 1e154; either way the fit fails with "Input X contains NaN".
+MAX_ABS_VALUE = 1e38
+#: Kinds a target can have (text and identifier columns are ignored, a date is not something to predict here).
+TARGET_KINDS = (NUMERIC, CATEGORICAL, BOOLEAN)
 MIN_ROWS = 10
 MAX_TEST_FRAME_ROWS = 2000
 MAX_WARNING_NOTES = 5
@@ -40,9 +49,38 @@ MAX_WARNING_NOTES = 5
 _SEARCH_START, _REFIT_AT, _EVALUATE_AT, _IMPORTANCE_AT = 0.05, 0.85, 0.92, 0.96
 
 
+@dataclass
+class PreparedData:
+    """A job's data as read: what ``JobSettings.prepare`` hands to training after checking it."""
+
+    readings: dict[str, ColumnReading]  # every feature and the target
+    features: list[str]
+    X: pd.DataFrame  # the feature columns read, rows with a target value only
+    y: pd.Series  # the target read, without missing values
+    missing_target: int  # rows dropped for having no (readable) target value
+    problem_type: ProblemType
+    problem_type_reason: str
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {c: self.readings[c].kind for c in self.features}
+
+    def target_schema(self, y_test: pd.Series, classes: list | None) -> dict[str, Any]:
+        """What a version records of its target: the reading, and for regression the spread (``std_test`` is the
+        standard deviation on the test split, the scale predictions of every route must agree within)."""
+        reading = self.readings[self.y.name]
+        schema: dict[str, Any] = {"name": str(self.y.name), "kind": reading.kind, "reading": reading.as_dict()}
+        if self.problem_type.is_classification:
+            return {**schema, "classes": plain(classes)}
+        y = self.y.astype(float)
+        return plain({**schema, "min": y.min(), "max": y.max(), "mean": y.mean(), "std": y.std(),
+                      "std_test": float(np.std(np.asarray(y_test, dtype=float)))})
+
+
 class JobSettings:
     """What the job configs (TrainConfig, AutoMLConfig) share: built from a job's stored dict, refusing
-    unknown names and naming the first missing required one; features default to every other column."""
+    unknown names and naming the first missing required one; features default to every other column;
+    columns are read with the dataset's stored readings, the job's own kinds, or readings inferred here."""
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("target",)
 
@@ -64,6 +102,87 @@ class JobSettings:
     def feature_columns(self, df: pd.DataFrame) -> list[str]:
         return list(self.features) if self.features is not None else [c for c in df.columns if c != self.target]
 
+    # --- reading the columns ------------------------------------------------------------------------
+    def _validate_reading_settings(self) -> None:
+        kinds, readings = self.column_kinds, self.column_readings
+        if kinds is not None and not (isinstance(kinds, dict) and all(
+                isinstance(k, str) and isinstance(v, (str, dict)) for k, v in kinds.items())):
+            raise MLInputError('column_kinds must be an object of column: kind (numeric, categorical, boolean, date, '
+                               'text, identifier), or column: {"kind": ..., "format": ...}', field="column_kinds")
+        if readings is not None and not (isinstance(readings, dict) and all(
+                isinstance(k, str) and isinstance(v, dict) for k, v in readings.items())):
+            raise MLInputError("column_readings must be an object of column: reading", field="column_readings")
+
+    def resolve_readings(self, df: pd.DataFrame, columns: list[str]) -> dict[str, ColumnReading]:
+        """Each of ``columns`` with its reading: the job's ``column_kinds`` first (checked against the values:
+        400 naming the column when a kind cannot apply), then the stored ``column_readings``, then inferred."""
+        readings: dict[str, ColumnReading] = {}
+        for column, choice in (self.column_kinds or {}).items():
+            if column not in df.columns:
+                raise MLInputError(f"column_kinds names '{column}', which is not in the dataset; columns are: "
+                                   f"{', '.join(map(str, df.columns))}", field="column_kinds")
+            kind, format_key = (choice.get("kind"), choice.get("format")) if isinstance(choice, dict) else (choice, None)
+            kind_name(kind, field="column_kinds")
+            if column in columns:
+                readings[column] = reading_for_kind(df[column], kind, name=column, format_key=format_key)
+        for column, stored in (self.column_readings or {}).items():
+            if column in columns and column not in readings:
+                readings[column] = ColumnReading.from_dict(stored)
+        rest = [c for c in columns if c not in readings]
+        if rest:
+            readings.update(infer_readings(df[rest]))
+        return readings
+
+    def prepare(self, df: pd.DataFrame) -> PreparedData:
+        """Check the columns, read them, check the target as read; raise ``MLInputError`` naming the field."""
+        self._validate_reading_settings()
+        features = self._validate_columns(df)
+        readings = self.resolve_readings(df, [*features, self.target])
+        if readings[self.target].source == "user" and readings[self.target].kind not in TARGET_KINDS:
+            raise MLInputError(f"the target '{self.target}' is declared {readings[self.target].kind} in column_kinds; a "
+                               f"target must be numeric, categorical or boolean", field="column_kinds")
+        y_read = read_target(df[self.target], readings[self.target])
+        self._validate_target(y_read, readings[self.target])
+        y = y_read.dropna()
+        problem_type, reason = _problem_type(self.problem_type, y, readings[self.target])
+        X = read_frame(df.loc[y.index, features], readings)
+        _check_magnitudes(X, {c: readings[c].kind for c in features}, y, problem_type)
+        return PreparedData(readings=readings, features=features, X=X, y=y,
+                            missing_target=int(len(y_read) - len(y)), problem_type=problem_type,
+                            problem_type_reason=reason)
+
+
+def _check_magnitudes(X: pd.DataFrame, kinds: dict[str, str], y: pd.Series, problem_type: ProblemType) -> None:
+    """400 naming the column when a number is beyond ``MAX_ABS_VALUE`` (the fit would fail in the worker)."""
+    columns = [(c, X[c], "features") for c, kind in kinds.items() if kind == NUMERIC]
+    if problem_type is ProblemType.REGRESSION:
+        columns.append((y.name, y, "target"))
+    for column, values, field_name in columns:
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            huge = np.isfinite(numbers) & (np.abs(numbers) > MAX_ABS_VALUE)
+        if huge.any():
+            largest = float(np.max(np.abs(numbers[huge])))
+            raise MLInputError(
+                f"column '{column}' holds {int(huge.sum())} value(s) beyond ±{MAX_ABS_VALUE:.0e} (up to "
+                f"{largest:.3g}); models compute in single precision, which cannot hold them: rescale the column "
+                f"(for example divide it by a power of ten) or leave those values empty", field=field_name)
+
+
+def _problem_type(requested: str, y: pd.Series, reading: ColumnReading) -> tuple[ProblemType, str]:
+    """The problem type and why; a target the user declared categorical is a classification target."""
+    if requested == "auto" and reading.source == "user" and reading.kind in (CATEGORICAL, BOOLEAN):
+        requested = ProblemType.BINARY.value if y.nunique() == 2 else ProblemType.MULTICLASS.value
+        problem_type = resolve_problem_type(requested, y)
+        return problem_type, f"the target was declared {reading.kind} and has {y.nunique()} classes"
+    problem_type = resolve_problem_type(requested, y)
+    detected, reason = detect_problem_type(y)
+    if requested == "auto":
+        return problem_type, reason
+    if detected is problem_type:
+        return problem_type, f"chosen by the user (detection agrees: {reason})"
+    return problem_type, f"chosen by the user (detection suggested {detected.value}: {reason})"
+
 
 @dataclass
 class TrainConfig(JobSettings):
@@ -82,19 +201,24 @@ class TrainConfig(JobSettings):
     n_threads: int = 1
     #: After the evaluation on the test part, fit the final model again on every row (test part included).
     refit_on_all_rows: bool = False
+    #: The user's kinds for some columns (column -> kind, or {"kind", "format"}), checked against their values.
+    column_kinds: dict[str, Any] | None = None
+    #: The dataset's stored readings (column -> ``ColumnReading.as_dict()``); columns without one are inferred.
+    column_readings: dict[str, dict] | None = None
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("target", "algorithm")
 
     def validate(self, df: pd.DataFrame) -> None:
         """Raise ``MLInputError`` naming the field for anything that would make training fail."""
+        self.prepare(df)
+
+    def prepare(self, df: pd.DataFrame) -> PreparedData:
+        """``JobSettings.prepare`` plus this algorithm's checks: everything that would make training fail."""
         self._validate_settings()
         algorithm = get_algorithm(self.algorithm)
         get_searcher(self.search)
-        features = self._validate_columns(df)
-        y = df[self.target]
-        self._validate_target(y)
-        y = y.dropna()
-        problem_type = resolve_problem_type(self.problem_type, y)
+        data = super().prepare(df)
+        y, problem_type = data.y, data.problem_type
         if problem_type not in algorithm.problem_types:
             raise MLInputError(
                 f"algorithm '{algorithm.key}' does not support {problem_type.value}; algorithms that do: "
@@ -104,10 +228,8 @@ class TrainConfig(JobSettings):
         get_metric(self.metric, problem_type)
         algorithm.validate_params(self.params)
         self._validate_rows(y, problem_type)
-        plan = plan_preprocessing(df.loc[y.index, features], scale_numeric=algorithm.needs_scaling)
-        if not plan.used_columns:
-            reasons = "; ".join(f"'{c}' {r}" for c, r in plan.dropped.items())
-            raise MLInputError(f"none of the feature columns can be used: {reasons}", field="features")
+        check_features(data)
+        return data
 
     def _validate_settings(self) -> None:
         checks = [
@@ -159,15 +281,25 @@ class TrainConfig(JobSettings):
             raise MLInputError(f"feature column(s) listed twice: {', '.join(duplicated)}", field="features")
         return features
 
-    def _validate_target(self, y: pd.Series) -> None:
+    def _validate_target(self, y: pd.Series, reading: ColumnReading | None = None) -> None:
+        """``y`` is the target as read: missing (or unreadable) beyond the limit, infinite values and a constant
+        target are refused here rather than failing in the worker."""
         missing_share = float(y.isna().mean()) if len(y) else 1.0
         if missing_share > MAX_MISSING_TARGET_SHARE:
+            unreadable = f", {reading.describe()}" if reading is not None and reading.kind == NUMERIC else ""
             raise MLInputError(
                 f"target '{self.target}' is missing in {missing_share:.0%} of rows (more than "
-                f"{MAX_MISSING_TARGET_SHARE:.0%}); clean the data or choose another target",
+                f"{MAX_MISSING_TARGET_SHARE:.0%}{unreadable}); clean the data or choose another target",
                 field="target",
             )
         values = y.dropna()
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            infinite = ~np.isfinite(values.to_numpy(dtype=float))
+            if infinite.any():
+                rows = ", ".join(str(i) for i in values.index[infinite][:5])
+                raise MLInputError(
+                    f"target '{self.target}' has {int(infinite.sum())} infinite value(s) (at rows {rows}); a model "
+                    f"cannot learn from them: remove those rows or leave the value empty", field="target")
         if values.nunique() < 2:
             shown = f"the value {values.iloc[0]!r}" if len(values) else "no values"
             raise MLInputError(f"target '{self.target}' is constant ({shown} in every row); there is nothing "
@@ -205,6 +337,14 @@ class TrainConfig(JobSettings):
             )
 
 
+def check_features(data: PreparedData) -> None:
+    """At least one feature must be usable once read (400 listing why each is not)."""
+    plan = plan_preprocessing(data.X, scale_numeric=False, kinds=data.kinds)
+    if not plan.used_columns:
+        reasons = "; ".join(f"'{c}' {r}" for c, r in plan.dropped.items())
+        raise MLInputError(f"none of the feature columns can be used: {reasons}", field="features")
+
+
 def _rows_needed_per_class(cv_folds: int, test_size: float) -> int:
     """Smallest class size that still leaves ``cv_folds`` rows after the stratified test split."""
     count = cv_folds
@@ -232,6 +372,7 @@ class TrainResult:
     importance: list[dict]
     importance_method: str
     feature_schema: list[dict]
+    target_schema: dict
     used_columns: list[str]
     dropped_columns: dict[str, str]
     notes: list[str]
@@ -263,13 +404,20 @@ def _scaled(progress: ProgressFn, start: float, end: float) -> ProgressFn:
     return lambda stage, fraction: progress(stage, start + (end - start) * fraction)
 
 
-def _problem_reason(config: TrainConfig, y: pd.Series, problem_type: ProblemType) -> str:
-    detected, reason = detect_problem_type(y)
-    if config.problem_type == "auto":
-        return reason
-    if detected is problem_type:
-        return f"chosen by the user (detection agrees: {reason})"
-    return f"chosen by the user (detection suggested {detected.value}: {reason})"
+def feature_schema(X_seen: pd.DataFrame, used: list[str], data: PreparedData) -> list[dict]:
+    """The feature schema of a version: each used column as training saw it, with its reading."""
+    return [column_schema(X_seen[c], data.readings[c].kind, reading=data.readings[c].as_dict()) for c in used]
+
+
+def reading_notes(data: PreparedData) -> list[str]:
+    """Job log lines saying how columns were read when that is worth knowing (formats, ambiguity, the user's kinds)."""
+    notes = []
+    for column, reading in data.readings.items():
+        if reading.source == "user" or reading.ambiguous or reading.unreadable or (
+                reading.format_key not in (None, "plain", "iso8601")):
+            notes.append(f"Column '{column}' is read as {reading.describe()}"
+                         f"{' (chosen by the user)' if reading.source == 'user' else ''}.")
+    return notes
 
 
 def _split(X: pd.DataFrame, y: pd.Series, config: TrainConfig, problem_type: ProblemType):
@@ -306,27 +454,21 @@ def train(df: pd.DataFrame, config: TrainConfig, progress: ProgressFn = no_progr
     """Validate, search, refit the best parameters on the training part and evaluate on the test part."""
     started = time.monotonic()
     progress("preparing", 0.0)
-    config.validate(df)
+    data = config.prepare(df)
     algorithm = get_algorithm(config.algorithm)
-    notes: list[str] = []
+    notes: list[str] = reading_notes(data)
 
-    y_all = df[config.target]
-    missing = int(y_all.isna().sum())
-    if missing:
-        notes.append(f"Dropped {missing} row(s) with no value for the target '{config.target}'.")
-    keep = y_all.notna()
-    y = y_all[keep]
-    problem_type = resolve_problem_type(config.problem_type, y)
+    if data.missing_target:
+        notes.append(f"Dropped {data.missing_target} row(s) with no value for the target '{config.target}'.")
+    y, problem_type, reason = data.y, data.problem_type, data.problem_type_reason
     if problem_type is ProblemType.REGRESSION:
         y = y.astype(float)
-    reason = _problem_reason(config, y, problem_type)
     notes.append(f"Problem type: {problem_type.value} ({reason}).")
     metric = get_metric(config.metric, problem_type)
     fixed_params = algorithm.validate_params(config.params)
 
-    X = df.loc[keep, config.feature_columns(df)]
-    X_train, X_test, y_train, y_test = _split(X, y, config, problem_type)
-    plan = plan_preprocessing(X_train, scale_numeric=algorithm.needs_scaling)
+    X_train, X_test, y_train, y_test = _split(data.X, y, config, problem_type)
+    plan = plan_preprocessing(X_train, scale_numeric=algorithm.needs_scaling, kinds=data.kinds)
     notes += plan.notes
     X_train, X_test = X_train[plan.used_columns], X_test[plan.used_columns]
     notes.append(f"Split {len(y)} rows into {len(y_train)} for training and {len(y_test)} for testing"
@@ -381,7 +523,8 @@ def train(df: pd.DataFrame, config: TrainConfig, progress: ProgressFn = no_progr
         test_metrics=test_metrics,
         importance=importance.features,
         importance_method=importance.method,
-        feature_schema=[column_schema(X_seen[c], plan.kinds[c]) for c in plan.used_columns],
+        feature_schema=feature_schema(X_seen, plan.used_columns, data),
+        target_schema=data.target_schema(y_test, plain(pipeline.classes_) if problem_type.is_classification else None),
         used_columns=plan.used_columns,
         dropped_columns=plan.dropped,
         notes=notes,

@@ -77,7 +77,7 @@ def serving_entry(version: ModelVersion) -> ServingEntry:
     Engine: ONNX Runtime on one thread when the version has a graph that agreed with the pipeline at
     registration (``serving_engine == "onnx"``): one record in about 60 us against about 10 ms natively
     (``bench/serving.py``). Otherwise, and for a graph that fails to load, the native pipeline on one thread.
-    Batch predictions and evaluations always use the native pipeline (``batch.run_batch``).
+    Batch predictions and evaluations use the engine measured fastest over whole tables (``table_predictor``).
     """
     key = (connection.schema_name, version.pk, version.artifact_sha256, version.onnx_sha256)
     with _lock:

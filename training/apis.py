@@ -49,6 +49,7 @@ class DatasetListApi(BaseAPIView):
         return Response(DatasetDetailOutput(dataset).data, status=status.HTTP_201_CREATED)
 
 
+NAME_LENGTH = 40  # the longest kind or format name is 21 characters
 KIND_HELP = "numeric, categorical, boolean, date, text (ignored) or identifier (ignored)"
 FORMAT_HELP = ("a date format (iso8601, dd.mm.yyyy, dd/mm/yyyy, mm/dd/yyyy, dd-mm-yyyy, mm-dd-yyyy, yyyy/mm/dd, "
                "yyyy.mm.dd) or a number format (plain, comma_thousands, decimal_comma, dot_thousands, "
@@ -58,28 +59,33 @@ FORMAT_HELP = ("a date format (iso8601, dd.mm.yyyy, dd/mm/yyyy, mm/dd/yyyy, dd-m
 class ColumnReadingInput(InputSerializer):
     """How one column is read: its kind and, for numbers and dates, its format (other keys are refused)."""
 
-    kind = serializers.CharField(required=False, max_length=40, help_text=KIND_HELP)
-    format = serializers.CharField(required=False, max_length=40, help_text=FORMAT_HELP)
+    kind = serializers.CharField(required=False, max_length=NAME_LENGTH, help_text=KIND_HELP)
+    format = serializers.CharField(required=False, max_length=NAME_LENGTH, help_text=FORMAT_HELP)
 
 
 @extend_schema_field({"oneOf": [
-    {"type": "string", "description": KIND_HELP},
+    {"type": "string", "maxLength": NAME_LENGTH, "description": KIND_HELP},
     {"type": "object", "additionalProperties": False, "properties": {
-        "kind": {"type": "string", "description": KIND_HELP}, "format": {"type": "string", "description": FORMAT_HELP}}},
+        "kind": {"type": "string", "maxLength": NAME_LENGTH, "description": KIND_HELP},
+        "format": {"type": "string", "maxLength": NAME_LENGTH, "description": FORMAT_HELP}}},
 ]})
 class KindOrReadingField(serializers.Field):
     """A column's kind as text ("date"), or an object read by the strict ``ColumnReadingInput``
     ({"kind": "date", "format": "dd/mm/yyyy"})."""
 
-    default_error_messages = {"invalid": 'Must be a kind (text) or an object such as {"kind": "date", "format": '
-                                         '"dd/mm/yyyy"}.'}
+    default_error_messages = {
+        "invalid": 'Must be a kind (text) or an object such as {{"kind": "date", "format": "dd/mm/yyyy"}}.',
+        "max_length": f"Ensure this field has no more than {NAME_LENGTH} characters.",
+    }
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.validators.append(validate_text)  # applies to the text form; an object's fields check themselves
+        self.validators.append(validate_text)  # checks the text form; an object's fields check themselves
 
     def to_internal_value(self, data):
         if isinstance(data, str):
+            if len(data) > NAME_LENGTH:
+                self.fail("max_length")
             return data
         if isinstance(data, dict):
             reading = ColumnReadingInput(data=data)
@@ -94,7 +100,7 @@ class KindOrReadingField(serializers.Field):
 class DatasetDetailApi(BaseAPIView):
     class DatasetReadingsInput(InputSerializer):
         column_kinds = serializers.DictField(
-            child=serializers.CharField(max_length=40), required=False, help_text=f"column -> kind: {KIND_HELP}")
+            child=serializers.CharField(max_length=NAME_LENGTH), required=False, help_text=f"column -> kind: {KIND_HELP}")
         column_readings = serializers.DictField(
             child=ColumnReadingInput(), required=False,
             help_text=f'column -> {{"format": ...}} (and optionally "kind"): {FORMAT_HELP}')

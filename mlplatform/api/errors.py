@@ -22,14 +22,32 @@ logger = logging.getLogger(__name__)
 
 
 def _validation_body(detail) -> dict:
-    """DRF's validation detail as {"detail": summary, "errors": {field: [messages]}}."""
+    """DRF's validation detail as {"detail": summary, "errors": {field: [messages]}}. Errors inside a field
+    (an item of a list, a value of an object, a nested object's field) keep their place in the message:
+    {"column_kinds": ["city.fromat: Unknown field. ..."]}, summarised as "column_kinds.city.fromat: ..."."""
     if isinstance(detail, dict):
-        errors = {field: [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])] for field, msgs in detail.items()}
-        first_field, first_msgs = next(iter(errors.items()), ("detail", ["invalid input"]))
-        summary = first_msgs[0] if first_field in ("non_field_errors", "detail") else f"{first_field}: {first_msgs[0]}"
+        located = {str(field): list(_located(msgs)) for field, msgs in detail.items()}
+        errors = {field: [f"{where.lstrip('.')}: {message}" if where else message for where, message in found]
+                  for field, found in located.items()}
+        first_field, found = next(iter(located.items()), ("detail", [("", "invalid input")]))
+        where, message = found[0] if found else ("", "invalid input")
+        summary = message if first_field in ("non_field_errors", "detail") else f"{first_field}{where}: {message}"
         return {"detail": summary, "errors": errors}
     messages = [str(m) for m in (detail if isinstance(detail, list) else [detail])]
     return {"detail": "; ".join(messages), "errors": {"non_field_errors": messages}}
+
+
+def _located(detail, where: str = ""):
+    """(place within the field, message) for each message of a field's detail, however deeply nested."""
+    if isinstance(detail, dict):
+        for key, inner in detail.items():
+            place = where if key == "non_field_errors" else f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}"
+            yield from _located(inner, place)
+    elif isinstance(detail, list):
+        for inner in detail:
+            yield from _located(inner, where)
+    else:
+        yield where, str(detail)
 
 
 def body_refusal(exc: Exception) -> ApplicationError | None:

@@ -17,11 +17,14 @@ DEEP = "[" * 3000 + "]" * 3000  # 6 KB
 
 @pytest.fixture
 def json_endpoints(acme, trained):
-    """(role, path) of every endpoint that reads a JSON body; role None: reachable without signing in."""
+    """(role, path[, method]) of every endpoint that reads a JSON body (POST unless said); role None: reachable
+    without signing in."""
     churn = trained["churn_v1"]["id"]
     acme.client("editor").post(f"/api/v1/ml/models/{churn}/deploy", {}, format="json")
     return [
         (None, "/api/v1/auth/token"),
+        ("owner", f"/api/v1/members/{acme.user_ids['viewer']}", "PATCH"),
+        ("editor", f"/api/v1/ml/datasets/{trained['datasets']['churn']['id']}", "PATCH"),
         ("owner", "/api/v1/members"),
         ("owner", "/api/v1/api-keys"),
         ("editor", "/api/v1/ml/training/start"),
@@ -35,13 +38,13 @@ def json_endpoints(acme, trained):
     ]
 
 
-def _post(org, role, path, body: str, content_type="application/json"):
-    return org.client(role).generic("POST", path, body.encode("utf-8", "surrogatepass"), content_type=content_type)
+def _post(org, role, path, body: str, content_type="application/json", method="POST"):
+    return org.client(role).generic(method, path, body.encode("utf-8", "surrogatepass"), content_type=content_type)
 
 
 def test_3000_nested_arrays_are_a_400_on_every_json_endpoint(acme, json_endpoints):
-    for role, path in json_endpoints:
-        response = _post(acme, role, path, DEEP)
+    for role, path, *method in json_endpoints:
+        response = _post(acme, role, path, DEEP, method=(method or ["POST"])[0])
         assert response.status_code == 400, (path, response.content[:300])
         assert "deeper than 32 levels" in response.json()["detail"], path
 
@@ -49,8 +52,8 @@ def test_3000_nested_arrays_are_a_400_on_every_json_endpoint(acme, json_endpoint
 def test_a_body_over_the_size_limit_is_a_json_413_on_every_json_endpoint(acme, json_endpoints, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
     body = json.dumps({"records": [RECORD] * 100})
-    for role, path in json_endpoints:
-        response = _post(acme, role, path, body)
+    for role, path, *method in json_endpoints:
+        response = _post(acme, role, path, body, method=(method or ["POST"])[0])
         assert response.status_code == 413, (path, response.content[:300])
         assert response["Content-Type"] == "application/json"
         assert "larger than" in response.json()["detail"]
@@ -120,11 +123,20 @@ def test_control_characters_in_prediction_values_are_refused_but_tabs_and_newlin
     ("editor", "/api/v1/ml/training/start", {"dataset_id": 1, "target": "label", "model_name": "m",
                                              "features": ["x1", "x\u2028y"]}, "features"),
     ("editor", "/api/v1/ml/suggestions", {"dataset_id": 1, "target": "\x7f"}, "target"),
+    ("editor", "/api/v1/ml/training/start", {"dataset_id": 1, "target": "label", "model_name": "m",
+                                             "column_kinds": {"x1": "nume\x00ric"}}, "column_kinds"),
+    ("editor", "/api/v1/ml/training/start", {"dataset_id": 1, "target": "label", "model_name": "m",
+                                             "column_kinds": {"x1": {"kind": "date", "format": "dd\x1b"}}},
+     "column_kinds"),
+    ("editor", "PATCH /api/v1/ml/datasets/{churn}", {"column_kinds": {"x1": "nume\nric"}}, "column_kinds"),
+    ("editor", "PATCH /api/v1/ml/datasets/{churn}", {"column_readings": {"x1": {"format": "\ud800"}}}, "column_readings"),
 ])
-def test_text_fields_refuse_control_characters_and_lone_surrogates(acme, role, path, body, field):
-    response = _post(acme, role, path, json.dumps(body))
+def test_text_fields_refuse_control_characters_and_lone_surrogates(acme, trained, role, path, body, field):
+    method, _, path = path.format(churn=trained["datasets"]["churn"]["id"]).rpartition(" ")
+    response = _post(acme, role, path, json.dumps(body), method=method or "POST")
     assert response.status_code == 400, response.content
-    assert field in response.json()["errors"], response.json()
+    # named by the field (a lone surrogate, found while parsing, by its path: "column_readings.x1.format")
+    assert any(name.split(".")[0] == field for name in response.json()["errors"]), response.json()
 
 
 def test_unknown_fields_are_refused_naming_them_and_listing_the_accepted_ones(acme, trained):
@@ -146,6 +158,30 @@ def test_unknown_fields_are_refused_naming_them_and_listing_the_accepted_ones(ac
     assert predict.status_code == 400 and "Did you mean 'records'?" in predict.json()["detail"]
 
 
+def test_unknown_keys_inside_column_readings_are_refused_too(acme, trained):
+    # a misspelt key inside an object is a setting as silently lost as a misspelt field
+    dataset = trained["datasets"]["churn"]["id"]
+    editor = acme.client("editor")
+    before = editor.get(f"/api/v1/ml/datasets/{dataset}").json()["profile"]
+    patched = editor.patch(f"/api/v1/ml/datasets/{dataset}", {"column_readings": {"x1": {"fromat": "decimal_comma"}}},
+                           format="json")
+    assert patched.status_code == 400, patched.content
+    assert patched.json()["detail"].startswith("column_readings.x1.fromat: Unknown field. Did you mean 'format'?")
+    assert patched.json()["errors"]["column_readings"][0].startswith("x1.fromat: Unknown field.")
+    top = editor.patch(f"/api/v1/ml/datasets/{dataset}", {"column_kind": {"x1": "numeric"}}, format="json")
+    assert top.status_code == 400 and "Did you mean 'column_kinds'?" in top.json()["errors"]["column_kind"][0]
+    started = editor.post("/api/v1/ml/training/start", {
+        "dataset_id": dataset, "target": "label", "model_name": "m", "algorithm": "logistic_regression",
+        "column_kinds": {"color": {"kind": "categorical", "format": "plain", "source": "user"}}}, format="json")
+    assert started.status_code == 400, started.content
+    assert "column_kinds.color.source: Unknown field. Accepted fields are: kind, format." == started.json()["detail"]
+    not_a_reading = editor.post("/api/v1/ml/training/start", {
+        "dataset_id": dataset, "target": "label", "model_name": "m", "column_kinds": {"color": 3}}, format="json")
+    assert not_a_reading.status_code == 400 and "Must be a kind (text) or an object" in not_a_reading.json()["detail"]
+    # nothing was changed
+    assert editor.get(f"/api/v1/ml/datasets/{dataset}").json()["profile"] == before
+
+
 def test_every_input_serializer_is_strict():
     """The class: each serializer an API view reads a body with derives from the strict base."""
     from django.urls import get_resolver
@@ -165,7 +201,18 @@ def test_every_input_serializer_is_strict():
                 if isinstance(value, type) and issubclass(value, serializers.Serializer) and name.endswith("Input"):
                     seen.append(value)
                     assert issubclass(value, InputSerializer), f"{view.__name__}.{name} is not strict"
-    assert len(seen) >= 10
+    # and so is every serializer nested in one (an object inside a field, a value of a dict field)
+    nested, fields = [], [field for serializer in seen for field in serializer().fields.values()]
+    while fields:
+        field = fields.pop()
+        inner = [f for f in (getattr(field, "child", None), field) if isinstance(f, serializers.Serializer)]
+        for serializer in inner:
+            nested.append(type(serializer))
+            assert isinstance(serializer, InputSerializer), f"{type(serializer).__name__} is not strict"
+            fields.extend(serializer.fields.values())
+    names = {serializer.__name__ for serializer in seen + nested}
+    assert {"DatasetReadingsInput", "TrainingStartInput", "ColumnReadingInput"} <= names, names
+    assert len(seen) >= 11
 
 
 def test_page_forms_use_the_same_text_validator(acme):

@@ -1,5 +1,6 @@
 """Encryption at rest with a configured key: what is on disk cannot be read, every route still reads it
-(preview, training, prediction on both engines, evaluation, batch input and output), a key that is not
+(preview, training, prediction on both engines, evaluation, batch input and output, the re-profile of a
+dataset whose column readings change, evaluations and batches with value warnings), a key that is not
 configured or a file altered on disk is refused with a clear 503/409, and rotation keeps every version and
 dataset loadable. Without a key nothing changes (the rest of the suite runs without one).
 
@@ -153,13 +154,98 @@ def test_every_route_reads_the_encrypted_files(stored, committed):
             download = viewer.get(f"/api/v1/ml/batch-predict/{batch.pk}/download")
             assert download.status_code == 200
             rows = pd.read_csv(io.BytesIO(b"".join(download.streaming_content)))
-            assert len(rows) == 300 and list(rows.columns) == ["row", "prediction", "proba_no", "proba_yes"]
+            assert len(rows) == 300
+            assert list(rows.columns) == ["row", "prediction", "proba_no", "proba_yes", "warnings"]
 
         with schema_context(org.schema):
             from training.services import dataset_frame
 
             read = dataset_frame(Dataset.objects.get(pk=stored["dataset"]["id"]), columns=["x1", "color"])
         pd.testing.assert_frame_equal(read.reset_index(drop=True), frame[["x1", "color"]], check_dtype=False)
+
+
+def test_readings_and_value_warnings_work_on_encrypted_files(stored, committed, monkeypatch):
+    import models_registry.batch as batch_module
+    from mlplatform.job_runtime import job_files_prefix
+    from mlplatform.models import JobStatus
+
+    org, version = stored["org"], stored["version"]
+    editor, viewer = org.client("editor"), org.client("viewer")
+    # given a messy table: ambiguous dates (any day-month order fits) and a colour training never saw
+    frame, seen = table(80, seed=14), stored["frame"]
+    for column in ("x1", "x2"):  # numbers within the training range: the colour is the one value out of place
+        frame[column] = frame[column].clip(seen[column].min(), seen[column].max())
+    frame.loc[:9, "color"] = "purple"
+    frame["visit"] = [f"{1 + i % 12:02d}/{1 + (i * 5) % 12:02d}/2024" for i in range(len(frame))]
+    written: list[str] = []
+    with keys(KEY_A), quiet_broker():
+        dataset = upload(org, csv_bytes(frame), name="secret-messy").json()
+        try:
+            with schema_context(org.schema):
+                written.append(Dataset.objects.get(pk=dataset["id"]).file)
+            on_disk = raw(org, written[0])
+            assert key_id_of(org, written[0]) == ID_A
+
+            # when a user picks the other date order, the encrypted file is profiled again (and left as it was)
+            visit = next(c for c in dataset["profile"]["columns"] if c["name"] == "visit")["reading"]
+            other = visit["alternatives"][0]
+            patched = editor.patch(f"/api/v1/ml/datasets/{dataset['id']}",
+                                   {"column_readings": {"visit": {"format": other}}}, format="json")
+            assert patched.status_code == 200, patched.content
+            reading = next(c for c in patched.json()["profile"]["columns"] if c["name"] == "visit")["reading"]
+            assert reading["date_format"] == other and reading["source"] == "user"
+            assert raw(org, written[0]) == on_disk
+
+            # an evaluation reads it with the version's readings and reports the unseen colour
+            evaluated = editor.post(f"/api/v1/ml/models/{version.pk}/evaluate", {"dataset_id": dataset["id"]},
+                                    format="json")
+            assert evaluated.status_code == 201, evaluated.content
+            evaluation = next(e for e in evaluated.json()["evaluations"] if e["dataset_id"] == dataset["id"])
+            assert evaluation["rows"] == 80
+            assert [(w["column"], w["code"], w["count"]) for w in evaluation["warnings"]] == [
+                ("color", "unseen_category", 10)]
+
+            # a batch writes an encrypted output with each row's warnings, and a summary on the job
+            job = editor.post("/api/v1/ml/batch-predict", {"model_version_id": version.pk,
+                                                           "dataset_id": dataset["id"]}, format="json").json()
+            with schema_context(org.schema):
+                assert run_batch(job["id"]) == "succeeded", BatchPredictionJob.objects.get(pk=job["id"]).error
+                finished = BatchPredictionJob.objects.get(pk=job["id"])
+            written.append(finished.output_file)
+            assert key_id_of(org, finished.output_file) == ID_A and b"purple" not in raw(org, finished.output_file)
+            assert [(w["column"], w["code"], w["count"]) for w in finished.warnings] == [("color", "unseen_category", 10)]
+            download = viewer.get(f"/api/v1/ml/batch-predict/{job['id']}/download")
+            rows = pd.read_csv(io.BytesIO(b"".join(download.streaming_content)), keep_default_na=False)
+            flagged = rows[rows["warnings"] != ""]
+            assert list(flagged["row"]) == list(range(1, 11))
+            assert all(cell.startswith("color: 'purple'") for cell in flagged["warnings"])
+
+            # and a batch that fails after storing its encrypted output (declared lost as it finished) leaves
+            # no file behind
+            stored_outputs = []
+            real_finish = batch_module.job_finish_with_result
+
+            def lost_while_finishing(model, job_id, status, monitor, **fields):
+                stored_outputs.append(fields["output_file"])
+                assert filestore.is_encrypted(fields["output_file"]) and fields["warnings"]
+                model.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error="Worker lost (test)")
+                return real_finish(model, job_id, status, monitor, **fields)
+
+            monkeypatch.setattr(batch_module, "job_finish_with_result", lost_while_finishing)
+            failing = editor.post("/api/v1/ml/batch-predict", {"model_version_id": version.pk,
+                                                               "dataset_id": dataset["id"]}, format="json").json()
+            with schema_context(org.schema):
+                assert run_batch(failing["id"]) == "failed"
+                prefix = job_files_prefix(BatchPredictionJob, failing["id"])
+                left = [name for folder in filestore.JOB_FOLDERS for name, _ in filestore._files_in(folder)
+                        if name.split("/")[-1].lstrip(".").startswith(prefix)]
+                assert stored_outputs and left == [] and not filestore.exists(stored_outputs[0])
+        finally:
+            with schema_context(org.schema):
+                BatchPredictionJob.objects.filter(dataset_id=dataset["id"]).delete()
+                Dataset.objects.filter(pk=dataset["id"]).delete()
+                for name in written:
+                    filestore.delete(name)
 
 
 def test_a_key_that_is_not_configured_is_refused_with_a_clear_503(stored, committed):
@@ -178,6 +264,17 @@ def test_a_key_that_is_not_configured_is_refused_with_a_clear_503(stored, commit
         page.login(username="viewer", password="viewer-pass-123")
         shown = page.get(f"/datasets/{stored['dataset']['id']}/")
         assert shown.status_code == 503 and b"not among the configured storage keys" in shown.content
+
+        # so do a change of a column's reading (the file is profiled again) and an evaluation, changing nothing
+        editor = org.client("editor")
+        before = viewer.get(f"/api/v1/ml/datasets/{stored['dataset']['id']}").json()["profile"]
+        patched = editor.patch(f"/api/v1/ml/datasets/{stored['dataset']['id']}", {"column_kinds": {"color": "text"}},
+                               format="json")
+        assert patched.status_code == 503 and patched.json()["code"] == "storage_key_unavailable"
+        assert viewer.get(f"/api/v1/ml/datasets/{stored['dataset']['id']}").json()["profile"] == before
+        evaluated = editor.post(f"/api/v1/ml/models/{version.pk}/evaluate", {"dataset_id": stored["dataset"]["id"]},
+                                format="json")
+        assert evaluated.status_code == 503 and evaluated.json()["code"] == "storage_key_unavailable"
 
         # and so does starting a job on the dataset (its columns are read to check the settings)
         started = org.client("editor").post("/api/v1/ml/training/start", {

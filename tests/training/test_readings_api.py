@@ -104,6 +104,24 @@ def test_the_dataset_page_shows_the_reading_and_changes_it(acme, dataset):
     assert viewer.post(f"/datasets/{dataset['id']}/reading/", {"column": "visit", "kind": "text"}).status_code == 403
 
 
+def test_the_reading_form_goes_through_the_page_form_rules(acme, dataset):
+    # the one text rule of every page form, and choices from the reading registry only
+    from django.test import Client
+
+    client = Client(HTTP_HOST=acme.host)
+    assert client.login(username="editor", password="editor-pass-123")
+    url = f"/datasets/{dataset['id']}/reading/"
+    control = client.post(url, {"column": "vis\x00it", "kind": "date"}, follow=True).content.decode()
+    assert "column: " in control and "This text contains a control character (U+0000) at position 3" in control
+    unknown = client.post(url, {"column": "visit", "kind": "float"}, follow=True).content.decode()
+    assert "kind: Select a valid choice. float is not one of the available choices." in unknown
+    bad_format = client.post(url, {"column": "visit", "format": "yyyy-dd-mm"}, follow=True).content.decode()
+    assert "format: Select a valid choice." in bad_format
+    missing = client.post(url, {"kind": "date"}, follow=True).content.decode()
+    assert "column: This field is required." in missing
+    assert columns(acme.client("viewer").get(f"/api/v1/ml/datasets/{dataset['id']}").json()) == columns(dataset)
+
+
 def start(org, dataset_id, **settings):
     body = {"dataset_id": dataset_id, "model_name": "checks", "algorithm": "ridge", **settings}
     return org.client("editor").post("/api/v1/ml/training/start", body, format="json")

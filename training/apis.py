@@ -11,6 +11,7 @@ from mlplatform import filestore
 from mlplatform.api.base import BaseAPIView, referenced_or_400
 from mlplatform.api.serializers import InputSerializer
 from mlplatform.validators import id_or_none, validate_text
+from training.ml.reading import DATE_FORMATS, KIND_CHOICES, NUMBER_FORMATS
 
 from . import selectors, services
 from .models import Dataset, JobStatus
@@ -50,10 +51,9 @@ class DatasetListApi(BaseAPIView):
 
 
 NAME_LENGTH = 40  # the longest kind or format name is 21 characters
-KIND_HELP = "numeric, categorical, boolean, date, text (ignored) or identifier (ignored)"
-FORMAT_HELP = ("a date format (iso8601, dd.mm.yyyy, dd/mm/yyyy, mm/dd/yyyy, dd-mm-yyyy, mm-dd-yyyy, yyyy/mm/dd, "
-               "yyyy.mm.dd) or a number format (plain, comma_thousands, decimal_comma, dot_thousands, "
-               "space_thousands_comma, space_thousands, apostrophe_thousands)")
+KIND_HELP = ", ".join(label for _, label in KIND_CHOICES)
+FORMAT_HELP = (f"a date format ({', '.join(DATE_FORMATS)}) or a number format "
+               f"({', '.join(f'{key}: {number.label}' for key, number in NUMBER_FORMATS.items())})")
 
 
 class ColumnReadingInput(InputSerializer):
@@ -64,10 +64,10 @@ class ColumnReadingInput(InputSerializer):
 
 
 @extend_schema_field({"oneOf": [
-    {"type": "string", "maxLength": NAME_LENGTH, "description": KIND_HELP},
+    {"type": "string", "minLength": 1, "maxLength": NAME_LENGTH, "description": KIND_HELP},
     {"type": "object", "additionalProperties": False, "properties": {
-        "kind": {"type": "string", "maxLength": NAME_LENGTH, "description": KIND_HELP},
-        "format": {"type": "string", "maxLength": NAME_LENGTH, "description": FORMAT_HELP}}},
+        "kind": {"type": "string", "minLength": 1, "maxLength": NAME_LENGTH, "description": KIND_HELP},
+        "format": {"type": "string", "minLength": 1, "maxLength": NAME_LENGTH, "description": FORMAT_HELP}}},
 ]})
 class KindOrReadingField(serializers.Field):
     """A column's kind as text ("date"), or an object read by the strict ``ColumnReadingInput``
@@ -76,6 +76,7 @@ class KindOrReadingField(serializers.Field):
     default_error_messages = {
         "invalid": 'Must be a kind (text) or an object such as {{"kind": "date", "format": "dd/mm/yyyy"}}.',
         "max_length": f"Ensure this field has no more than {NAME_LENGTH} characters.",
+        "blank": "This field may not be blank.",
     }
 
     def __init__(self, **kwargs):
@@ -84,6 +85,8 @@ class KindOrReadingField(serializers.Field):
 
     def to_internal_value(self, data):
         if isinstance(data, str):
+            if not data.strip():
+                self.fail("blank")
             if len(data) > NAME_LENGTH:
                 self.fail("max_length")
             return data
@@ -195,8 +198,8 @@ class TrainingStartApi(BaseAPIView):
             "row (test part included); its test metrics are those of the evaluated fit (default false)")
         column_kinds = serializers.DictField(
             child=KindOrReadingField(), required=False, allow_null=True,
-            help_text='column -> kind for this job (numeric, categorical, boolean, date, text, identifier), or '
-                      'column -> {"kind": ..., "format": ...}; other columns are read as the dataset says. '
+            help_text=f'column -> kind for this job ({KIND_HELP}), or column -> {{"kind": ..., "format": ...}}; '
+                      'other columns are read as the dataset says. '
                       "Recorded in the job's config with the readings used")
 
     @extend_schema(request=TrainingStartInput, responses={202: JobDetailOutput})

@@ -6,9 +6,8 @@ from django import forms
 from mlplatform.forms import PlatformForm
 
 from training.ml.algorithms import ALGORITHMS
-from training.ml.columns import IDENTIFIER, TEXT
 from training.ml.metrics import METRICS
-from training.ml.reading import DATE_FORMATS, KIND_NAMES, NUMBER_FORMATS
+from training.ml.reading import DATE_FORMATS, KIND_CHOICES, NUMBER_FORMATS
 from training.ml.search import SEARCHERS
 
 
@@ -21,8 +20,7 @@ class ColumnReadingForm(PlatformForm):
     """The per-column form of the dataset page: a column's kind, or (numbers and dates) its format. The
     choices come from the reading registry (``training.ml.reading``)."""
 
-    KIND_CHOICES = [(name, f"{name} (ignored)" if kind in (TEXT, IDENTIFIER) else name)
-                    for name, kind in KIND_NAMES.items() if name != "datetime"]  # "datetime": an alias of "date"
+    KIND_CHOICES = KIND_CHOICES
 
     column = forms.CharField()
     kind = forms.ChoiceField(choices=[("", "as before"), *KIND_CHOICES], required=False)

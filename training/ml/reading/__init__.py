@@ -42,7 +42,7 @@ The package: ``formats`` (number and date formats, boolean spellings, "missing")
 reading of a column from all its values) and ``choice`` (a user's kind or format, checked).
 Import from the package itself: what it exports is the public interface.
 """
-from .choice import KIND_NAMES, MIN_READABLE_SHARE, format_name, kind_name, reading_for_kind
+from .choice import KIND_CHOICES, KIND_NAMES, MIN_READABLE_SHARE, format_name, kind_name, reading_for_kind
 from .column import (
     INFERRED, LEGACY, USER, ColumnReading, as_text, category_text, read_frame, read_target, readings_from_schema,
     unreadable_mask,
@@ -57,7 +57,7 @@ from .inference import (
 )
 
 __all__ = [
-    "BOOLEAN_SPELLINGS", "DATE_FORMATS", "INFERRED", "ISO8601", "KIND_NAMES", "LEGACY", "MIN_READABLE_SHARE",
+    "BOOLEAN_SPELLINGS", "DATE_FORMATS", "INFERRED", "ISO8601", "KIND_CHOICES", "KIND_NAMES", "LEGACY", "MIN_READABLE_SHARE",
     "NUMBER_FORMATS", "USER", "ColumnReading", "DateFormat", "FormatEvidence", "NumberFormat", "UnreadableValue",
     "as_text", "category_text", "clean_text", "clean_value", "evidence_of", "format_name", "infer_reading",
     "infer_readings", "is_european", "kind_name", "read_frame", "read_target", "reading_for_kind",

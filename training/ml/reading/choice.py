@@ -17,6 +17,9 @@ KIND_NAMES = {
     "numeric": NUMERIC, "categorical": CATEGORICAL, "boolean": BOOLEAN, "date": DATETIME, "datetime": DATETIME,
     "text": TEXT, "identifier": IDENTIFIER,
 }
+#: (name, label) of each kind a user may choose, for forms and help texts ("datetime" is an alias of "date").
+KIND_CHOICES = [(name, f"{name} (ignored)" if kind in (TEXT, IDENTIFIER) else name)
+                for name, kind in KIND_NAMES.items() if name != "datetime"]
 #: A user's choice of kind applies when at least this share of the column's values read under it
 #: (the rest become missing, and the profile says how many); inference itself needs every value.
 MIN_READABLE_SHARE = 0.9

@@ -310,14 +310,14 @@ class BatchPredictListApi(BaseAPIView):
 
 class BatchPredictDetailApi(BaseAPIView):
     @extend_schema(responses={200: BatchJobOutput})
-    def get(self, request, job_id: int):
-        return Response(BatchJobOutput(get_object_or_404(BatchPredictionJob.objects.select_related("version__registered_model"), pk=job_id)).data)
+    def get(self, request, batch_id: int):
+        return Response(BatchJobOutput(get_object_or_404(BatchPredictionJob.objects.select_related("version__registered_model"), pk=batch_id)).data)
 
 
 class BatchPredictCancelApi(BaseAPIView):
     @extend_schema(request=None, responses={200: BatchJobOutput})
-    def post(self, request, job_id: int):
-        job = batch.batch_cancel(actor=self.audit_actor(), job=get_object_or_404(BatchPredictionJob, pk=job_id))
+    def post(self, request, batch_id: int):
+        job = batch.batch_cancel(actor=self.audit_actor(), job=get_object_or_404(BatchPredictionJob, pk=batch_id))
         return Response(BatchJobOutput(job).data)
 
 
@@ -325,8 +325,8 @@ class BatchPredictDownloadApi(BaseAPIView):
     """The result CSV: row, prediction, and one probability column per class. Members only."""
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY})
-    def get(self, request, job_id: int):
-        return batch_download(get_object_or_404(BatchPredictionJob, pk=job_id))
+    def get(self, request, batch_id: int):
+        return batch_download(get_object_or_404(BatchPredictionJob, pk=batch_id))
 
 
 def batch_download(job: BatchPredictionJob):

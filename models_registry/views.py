@@ -6,18 +6,20 @@ import json
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from mlplatform.errors import ApplicationError
-from mlplatform.pages import has_role, member_required
+from mlplatform.pages import has_role, member_required, require_form
 from training.ml.errors import MLInputError
 from tenants.accounts.models import ApiKey
 from training import charts
 
 from . import selectors, services
+from .examples import example_record
 from .models import ModelVersion, RegisteredModel
 
 
+@require_safe
 @member_required("viewer")
 def model_list_view(request):
     rows = []
@@ -34,6 +36,7 @@ def model_list_view(request):
     return render(request, "models_registry/model_list.html", {"rows": rows})
 
 
+@require_safe
 @member_required("viewer")
 def version_detail_view(request, version_id: int):
     version = get_object_or_404(selectors.version_list(), pk=version_id)
@@ -47,7 +50,7 @@ def version_detail_view(request, version_id: int):
         "confusion_chart": charts.confusion_chart(metrics.get("confusion_matrix")),
         "roc_chart": charts.curve_chart(metrics.get("roc_curve"), "fpr", "tpr", "ROC curve"),
         "residuals_chart": charts.residuals_chart((metrics.get("residuals") or {}).get("points")),
-        "example_record": json.dumps(_example_record(version)),
+        "example_record": json.dumps(example_record(version.feature_schema), indent=1),
         "datasets": _datasets(),
     })
 
@@ -56,19 +59,6 @@ def _datasets():
     from django.apps import apps
 
     return apps.get_model("training", "Dataset").objects.only("id", "name", "rows")
-
-
-def _example_record(version: ModelVersion) -> dict:
-    """One plausible record from the feature schema, to prefill the try-it form."""
-    record = {}
-    for column in version.feature_schema:
-        if column.get("categories"):
-            record[column["name"]] = column["categories"][0]
-        elif column.get("min") is not None and column.get("max") is not None:
-            record[column["name"]] = round((column["min"] + column["max"]) / 2, 4)
-        else:
-            record[column["name"]] = None
-    return record
 
 
 @require_POST
@@ -122,6 +112,7 @@ def evaluate_view(request, version_id: int):
     return redirect("models-version", version_id=version.pk)
 
 
+@require_safe
 @member_required("viewer")
 def compare_view(request):
     ids = [int(i) for i in request.GET.getlist("v") if i.isdigit()]
@@ -149,6 +140,7 @@ def _comparison_chart(comparison: dict) -> dict:
     return json.loads(fig.to_json())
 
 
+@require_safe
 @member_required("viewer")
 def monitoring_view(request, model_id: int):
     import plotly.graph_objects as go
@@ -169,6 +161,7 @@ def monitoring_view(request, model_id: int):
     return render(request, "models_registry/monitoring.html", {"model": registered, "data": data, "figures": figures})
 
 
+@require_form
 @member_required("owner")
 def api_keys_view(request):
     secret = None
@@ -198,6 +191,7 @@ def api_key_revoke_view(request, key_id: int):
     return redirect("api_keys")
 
 
+@require_form
 @member_required("viewer")
 def batch_list_view(request):
     from django.apps import apps
@@ -218,29 +212,31 @@ def batch_list_view(request):
         except (ApplicationError, MLInputError) as exc:
             messages.error(request, exc.message)
         else:
-            return redirect("models-batch-detail", job_id=job.pk)
+            return redirect("models-batch-detail", batch_id=job.pk)
     return render(request, "models_registry/batch_list.html", {
         "jobs": BatchPredictionJob.objects.select_related("version__registered_model")[:100],
         "versions": selectors.version_list()[:300], "datasets": _datasets(),
         "selected_version": request.GET.get("version")})
 
 
+@require_safe
 @member_required("viewer")
-def batch_detail_view(request, job_id: int):
+def batch_detail_view(request, batch_id: int):
     from .models import BatchPredictionJob
 
-    job = get_object_or_404(BatchPredictionJob.objects.select_related("version__registered_model"), pk=job_id)
+    job = get_object_or_404(BatchPredictionJob.objects.select_related("version__registered_model"), pk=batch_id)
     template = "models_registry/_batch_status.html" if request.headers.get("HX-Request") else "models_registry/batch_detail.html"
     return render(request, template, {"job": job})
 
 
+@require_safe
 @member_required("viewer")
-def batch_download_view(request, job_id: int):
+def batch_download_view(request, batch_id: int):
     from .apis import batch_download
     from .models import BatchPredictionJob
 
-    job = get_object_or_404(BatchPredictionJob.objects.select_related("version__registered_model"), pk=job_id)
+    job = get_object_or_404(BatchPredictionJob.objects.select_related("version__registered_model"), pk=batch_id)
     if job.status != "succeeded":
         messages.error(request, "This batch has no result to download yet.")
-        return redirect("models-batch-detail", job_id=job.pk)
+        return redirect("models-batch-detail", batch_id=job.pk)
     return batch_download(job)

@@ -4,10 +4,10 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from mlplatform.errors import ApplicationError
-from mlplatform.pages import has_role, member_required
+from mlplatform.pages import has_role, member_required, require_form
 from training.ml.errors import MLInputError
 from training.ml.profile import preview_parquet
 
@@ -17,6 +17,7 @@ from .models import Dataset, TrainingJob
 from .storage import absolute_path
 
 
+@require_form
 @member_required("viewer")
 def dataset_list_view(request):
     form = DatasetUploadForm()
@@ -39,6 +40,7 @@ def dataset_list_view(request):
     return render(request, "training/dataset_list.html", {"datasets": selectors.dataset_list(), "form": form}, status=status)
 
 
+@require_safe
 @member_required("viewer")
 def dataset_detail_view(request, dataset_id: int):
     dataset = get_object_or_404(Dataset, pk=dataset_id)
@@ -63,11 +65,13 @@ def dataset_delete_view(request, dataset_id: int):
     return redirect("datasets")
 
 
+@require_safe
 @member_required("viewer")
 def job_list_view(request):
     return render(request, "training/job_list.html", {"jobs": selectors.job_list()[:200]})
 
 
+@require_form
 @member_required("editor")
 def job_new_view(request):
     datasets = list(selectors.dataset_list())
@@ -115,12 +119,14 @@ def _job_context(job: TrainingJob) -> dict:
     }
 
 
+@require_safe
 @member_required("viewer")
 def job_detail_view(request, job_id: int):
     job = get_object_or_404(TrainingJob.objects.select_related("dataset", "model_version__registered_model"), pk=job_id)
     return render(request, "training/job_detail.html", _job_context(job))
 
 
+@require_safe
 @member_required("viewer")
 def job_status_partial(request, job_id: int):
     """Polled by htmx while the job is active; once it ends, the whole page reloads to show the results."""
@@ -145,6 +151,7 @@ def job_cancel_view(request, job_id: int):
     return redirect("training-detail", job_id=job.pk)
 
 
+@require_safe
 @member_required("viewer")
 def suggestions_partial(request):
     """The suggestions panel of the new-job page (htmx), for the chosen dataset and target."""

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from tests.access_policy import ORGANIZATION_CALLERS, PUBLIC_CALLERS, Principal
+from tests.conftest import PASSWORDS
+from tests.urlwalk import Caller, signed_in_cookies
+
+
+@pytest.fixture
+def callers(world, orgs, db) -> dict[str, dict[Principal, Caller]]:
+    """Every principal of the policy, ready to call the organization's host (`initech`) or the public one.
+    Sessions are opened through the sign-in forms, inside the test's transaction."""
+    org, other = world.org, orgs["globex"]
+
+    def member(role: str) -> Caller:
+        return Caller(org.host, signed_in_cookies(org.host, "/login/", role, PASSWORDS[role]), f"Token {org.tokens[role]}")
+
+    made = {
+        "anonymous": Caller(org.host),
+        "viewer": member("viewer"), "editor": member("editor"), "owner": member("owner"),
+        "API key in scope": Caller(org.host, authorization=f"Api-Key {world.key_secrets['in']}"),
+        "API key out of scope": Caller(org.host, authorization=f"Api-Key {world.key_secrets['out']}"),
+        "owner of another organization": Caller(
+            org.host, signed_in_cookies(other.host, "/login/", "owner", PASSWORDS["owner"]), f"Token {other.tokens['owner']}"),
+    }
+    public_host = settings.BASE_DOMAIN
+    public = {"anonymous": Caller(public_host),
+              "platform superuser": Caller(public_host, signed_in_cookies(public_host, "/admin/login/", *world.superuser))}
+    return {"organization": {p: made[p.name] for p in ORGANIZATION_CALLERS},
+            "public": {p: public[p.name] for p in PUBLIC_CALLERS}}

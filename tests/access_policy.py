@@ -192,6 +192,11 @@ NOT_ALLOWED = Expected("405", frozenset({405}))
 REFUSED = Expected("refused (401, 403, 405 or sent to sign in)", frozenset({401, 403, 405}), sign_in_redirect=True)
 
 
+#: Parameters naming an object of the organization (members and admin rows are numbered alike in every schema).
+OBJECT_PARAMETERS = frozenset({"dataset_id", "job_id", "batch_id", "version_id", "model_id", "model_name", "key_id"})
+NOT_FOUND = Expected("404", frozenset({404}))
+
+
 def permits(principal: Principal, who: str) -> bool:
     if who == ANYONE:
         return True

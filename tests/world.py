@@ -6,7 +6,8 @@ constant column, integer codes, large magnitudes and free text; one per problem 
 version of every algorithm of the registry for every problem type it supports, an AutoML ensemble, deployed and
 rolled-back models with predictions and an evaluation, training jobs that succeeded, failed, were cancelled,
 are queued or running, batch predictions in each state, API keys (active and revoked) and members (active and
-deactivated). `providers` maps every URL parameter name to the samples of its kind.
+deactivated). A second organization, `initech-rival`, has members and nothing else: what its owner asks for
+with initech's ids must not be found. `PROVIDERS` maps every URL parameter name to the samples of its kind.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ FAST = {"n_estimators": 15, "max_iter": 20}
 @dataclass
 class World:
     org: object  # tests.conftest.Org
+    rival: object = None  # another organization, with members and nothing else
     datasets: list[Sample] = field(default_factory=list)
     jobs: list[Sample] = field(default_factory=list)
     batches: list[Sample] = field(default_factory=list)
@@ -93,7 +95,7 @@ def build_world(make_org) -> World:
 
     org = make_org(SLUG)
     Organization.objects.filter(slug=SLUG).update(max_concurrent_jobs=10)  # jobs left queued and running below
-    world = World(org=org)
+    world = World(org=org, rival=make_org(f"{SLUG}-rival"))
     editor, viewer = org.client("editor"), org.client("viewer")
 
     def dataset(content: bytes, name: str, label: str, filename: str = "data.csv") -> dict:

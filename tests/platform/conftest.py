@@ -9,10 +9,11 @@ from tests.urlwalk import Caller, signed_in_cookies
 
 
 @pytest.fixture
-def callers(world, orgs, db) -> dict[str, dict[Principal, Caller]]:
+def callers(world, db) -> dict[str, dict[Principal, Caller]]:
     """Every principal of the policy, ready to call the organization's host (`initech`) or the public one.
-    Sessions are opened through the sign-in forms, inside the test's transaction."""
-    org, other = world.org, orgs["globex"]
+    Sessions are opened through the sign-in forms, inside the test's transaction. "rival at home" is the other
+    organization's owner on that organization's own host."""
+    org, other = world.org, world.rival
 
     def member(role: str) -> Caller:
         return Caller(org.host, signed_in_cookies(org.host, "/login/", role, PASSWORDS[role]), f"Token {org.tokens[role]}")
@@ -28,5 +29,7 @@ def callers(world, orgs, db) -> dict[str, dict[Principal, Caller]]:
     public_host = settings.BASE_DOMAIN
     public = {"anonymous": Caller(public_host),
               "platform superuser": Caller(public_host, signed_in_cookies(public_host, "/admin/login/", *world.superuser))}
+    rival = Caller(other.host, made["owner of another organization"].cookies, f"Token {other.tokens['owner']}")
     return {"organization": {p: made[p.name] for p in ORGANIZATION_CALLERS},
-            "public": {p: public[p.name] for p in PUBLIC_CALLERS}}
+            "public": {p: public[p.name] for p in PUBLIC_CALLERS},
+            "rival at home": rival}

@@ -7,7 +7,7 @@ Writes run with a minimal body inside a savepoint that is rolled back, so a dele
 the walked objects for the next request."""
 from __future__ import annotations
 
-from tests.access_policy import NOT_ALLOWED, OWNER, expected, methods_to_walk, rule_for
+from tests.access_policy import NOT_FOUND, OBJECT_PARAMETERS, OWNER, expected, methods_to_walk, rule_for
 from tests.urlwalk import ORGANIZATION_URLCONF, PUBLIC_URLCONF, fill, routes
 from tests.world import PROVIDERS
 
@@ -39,5 +39,15 @@ def test_every_route_answers_every_caller_as_the_policy_says(world, callers):
                             not want.matches(answer.status, answer.location):
                         failures.append(f"{method} {target.path} as {principal.name}: {answer.status} "
                                         f"{answer.location or answer.error}, expected {want.name}")
+            if OBJECT_PARAMETERS & set(route.params) and route.host == "organization":
+                # another organization's owner, on its own host, asks for these objects: they do not exist there
+                for method in declared:
+                    if method == "OPTIONS":  # describes the endpoint, reads no object
+                        continue
+                    answer = callers["rival at home"].send(route, target.path, method)
+                    requests += 1
+                    if not NOT_FOUND.matches(answer.status, answer.location):
+                        failures.append(f"{method} {target.path} as the owner of another organization on its host: "
+                                        f"{answer.status} {answer.location or answer.error}, expected 404")
     print(f"\n{requests} requests")
     assert not failures, f"{len(failures)} of {requests} answers broke the policy:\n" + "\n".join(failures)

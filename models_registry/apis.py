@@ -176,6 +176,7 @@ class CompareApi(BaseAPIView):
 
     @extend_schema(request=CompareInput, responses={200: inline_serializer("Comparison", {
         "problem_type": serializers.CharField(), "metrics": serializers.ListField(), "best": serializers.DictField(),
+        "cv_best": serializers.IntegerField(allow_null=True),
         "versions": serializers.ListField(child=serializers.DictField())})})
     def post(self, request):
         data = self.CompareInput(data=request.data)

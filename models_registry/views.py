@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
+from mlplatform import present
 from mlplatform.errors import ApplicationError
 from mlplatform.pages import has_role, member_required, require_form
 from training.ml.errors import MLInputError
@@ -50,9 +51,18 @@ def version_detail_view(request, version_id: int):
         "confusion_chart": charts.confusion_chart(metrics.get("confusion_matrix")),
         "roc_chart": charts.curve_chart(metrics.get("roc_curve"), "fpr", "tpr", "ROC curve"),
         "residuals_chart": charts.residuals_chart((metrics.get("residuals") or {}).get("points")),
-        "example_record": json.dumps(example_record(version.feature_schema), indent=1),
+        "example_record": json.dumps(example_record(version.feature_schema), indent=1, ensure_ascii=False),
+        "parameters": present.parameter_rows(version.params),
+        "members": present.ensemble_members(version.params, _leaderboard(version)),
         "datasets": _datasets(),
     })
+
+
+def _leaderboard(version: ModelVersion) -> list[dict]:
+    """The leaderboard of the AutoML job that made an ensemble (its members are candidates of that search)."""
+    if not (version.params or {}).get("members") or version.job_id is None:
+        return []
+    return ((version.job.result if version.job else None) or {}).get("leaderboard") or []
 
 
 def _datasets():
@@ -131,12 +141,21 @@ def compare_view(request):
 
 
 def _comparison_chart(comparison: dict) -> dict:
-    import plotly.graph_objects as go
+    """One small bar chart per metric (each on its own scale: an RMSE of 20 and an R² of 0.9 share no axis)."""
+    from plotly.subplots import make_subplots
 
-    fig = go.Figure()
-    for v in comparison["versions"]:
-        fig.add_bar(name=f"{v['name']} v{v['version']}", x=comparison["metrics"], y=[v["scores"].get(m) for m in comparison["metrics"]])
-    fig.update_layout(barmode="group", height=340, showlegend=True)
+    metrics = comparison["metrics"]
+    columns = min(3, len(metrics)) or 1
+    rows = -(-len(metrics) // columns) or 1
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=metrics, vertical_spacing=0.3 / rows + 0.08)
+    names = [f"{v['name']} v{v['version']}" for v in comparison["versions"]]
+    for i, metric in enumerate(metrics):
+        best = comparison["best"].get(metric)
+        fig.add_bar(x=names, y=[v["scores"].get(metric) for v in comparison["versions"]], row=i // columns + 1,
+                    col=i % columns + 1, showlegend=False, name=metric,
+                    marker_color=["#059669" if v["id"] == best else "#4f46e5" for v in comparison["versions"]])
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(height=220 * rows, showlegend=False, margin={"t": 40})
     return json.loads(fig.to_json())
 
 

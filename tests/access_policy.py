@@ -68,7 +68,6 @@ ORGANIZATION_POLICY: dict[str, Rule] = {
     "training-detail": page(GET=VIEWER),
     "training-status": page(GET=VIEWER),
     "training-cancel": page(POST=EDITOR),
-    "training-suggestions": page(GET=VIEWER),
     "models": page(GET=VIEWER),
     "models-compare": page(GET=VIEWER),
     "models-version": page(GET=VIEWER),

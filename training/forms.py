@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from django import forms
 
-from training.ml.algorithms import ALGORITHMS
-from training.ml.metrics import METRICS
+from training.ml.algorithms import ALGORITHMS, algorithms_for
+from training.ml.metrics import METRICS, metrics_for
+from training.ml.problem import ProblemType
 from training.ml.search import SEARCHERS
 
 
@@ -34,12 +35,20 @@ class TrainingJobForm(forms.Form):
     refit_on_all_rows = forms.BooleanField(required=False, initial=False,
                                            label="After the evaluation, refit the model on all rows (test part included)")
 
-    def __init__(self, *args, datasets, columns: list[str], **kwargs):
+    def __init__(self, *args, datasets, columns: list[str], target: str | None = None,
+                 problem_type: str | None = None, **kwargs):
+        """`target`: left out of the features offered. `problem_type` (binary, multiclass, regression; None when
+        unknown): only the algorithms and metrics that apply to it are offered."""
         super().__init__(*args, **kwargs)
+        problem = ProblemType(problem_type) if problem_type in ProblemType._value2member_map_ else None
+        algorithms = algorithms_for(problem) if problem else list(ALGORITHMS.values())
+        metrics = metrics_for(problem) if problem else list(METRICS.values())
         self.fields["dataset"].choices = [(d.pk, f"{d.name} ({d.rows:,} rows)") for d in datasets]
         self.fields["target"].choices = [(c, c) for c in columns]
-        self.fields["features"].choices = [(c, c) for c in columns]
-        self.fields["algorithm"].choices = [("auto", "AutoML: try every algorithm within the budget")] + [
-            (a.key, a.label) for a in ALGORITHMS.values()]
+        self.fields["features"].choices = [(c, c) for c in columns if c != target]
+        self.fields["algorithm"].choices = [("auto", "AutoML: every algorithm, within the budget")] + [
+            (a.key, a.label) for a in algorithms]
         self.fields["search"].choices = [(s.key, s.label) for s in SEARCHERS.values()]
-        self.fields["metric"].choices = [("", "Default for the problem type")] + [(m.key, m.label) for m in METRICS.values()]
+        self.fields["metric"].choices = [("", "Default for the problem type")] + [(m.key, m.label) for m in metrics]
+        for name in ("dataset", "target", "problem_type"):  # static/js/job_form.js draws the form again for these
+            self.fields[name].widget.attrs["data-reload"] = "true"

@@ -49,7 +49,7 @@ def dataset_detail_view(request, dataset_id: int):
                for i, c in enumerate(dataset.profile.get("columns", []))]
     return render(request, "training/dataset_detail.html", {
         "dataset": dataset, "columns": columns, "preview": preview_parquet(absolute_path(dataset.file), n=20),
-        "jobs": selectors.job_list(dataset_id=dataset.pk)[:20],
+        "jobs": selectors.job_list(dataset_id=dataset.pk)[:20], "automl_budget_s": services.DEFAULT_AUTOML_BUDGET_S,
     })
 
 

@@ -10,12 +10,15 @@ changes which refusal a request meets:
 - sign in: a page redirects to its sign-in page (with ?next=), an API answers 401;
 - forbidden: 403 (a member whose role is too low; an API key on a model outside its scope);
 - not allowed: 405, for a method the route does not declare (others may be refused before that: 401/403).
+No class holds a 5xx, unless a rule declares it (`ok`: the health check's 503).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tests.urlwalk import METHODS, SAFE_METHODS, Route
+from collections.abc import Iterator
+
+from tests.urlwalk import METHODS, ORGANIZATION_URLCONF, PUBLIC_URLCONF, SAFE_METHODS, Route, routes
 
 ANYONE, VIEWER, EDITOR, OWNER, SUPERUSER = "anyone", "viewer", "editor", "owner", "platform superuser"
 RANK = {VIEWER: 0, EDITOR: 1, OWNER: 2}
@@ -133,6 +136,17 @@ def rule_for(route: Route) -> Rule | None:
     """The route's entry: by its URL name, else its namespace's (the admin sites' generated patterns)."""
     policy = PUBLIC_POLICY if route.host == "public" else ORGANIZATION_POLICY
     return policy.get(route.name) or (policy.get(f"{route.namespace}:*") if route.namespace else None)
+
+
+def routes_with_rules(failures: list[str]) -> Iterator[tuple[Route, Rule]]:
+    """Every route of both hosts with its entry; a route without one is reported in `failures`."""
+    for urlconf in (ORGANIZATION_URLCONF, PUBLIC_URLCONF):
+        for route in routes(urlconf):
+            rule = rule_for(route)
+            if rule is None:
+                failures.append(f"{route.name} ({route.route}): no entry in tests/access_policy.py")
+            else:
+                yield route, rule
 
 
 # --- callers and what they should get ----------------------------------------------------------------------

@@ -167,6 +167,7 @@ ORGANIZATION_CALLERS = (
     Principal("anonymous"), Principal("viewer", role=VIEWER), Principal("editor", role=EDITOR),
     Principal("owner", role=OWNER), Principal("API key in scope", api_key="in"),
     Principal("API key out of scope", api_key="out"), Principal("owner of another organization", foreign=True),
+    Principal("editor deactivated after signing in"),  # their session and token must no longer count
 )
 PUBLIC_CALLERS = (Principal("anonymous"), Principal("platform superuser", superuser=True))
 ROLES_FOR_PAGES = ("anonymous", "viewer", "editor", "owner", "platform superuser")

@@ -18,7 +18,8 @@ def callers(world, db) -> dict[str, dict[Principal, Caller]]:
     def member(role: str) -> Caller:
         return Caller(org.host, signed_in_cookies(org.host, "/login/", role, PASSWORDS[role]), f"Token {org.tokens[role]}")
 
-    made = {
+    made = {"editor deactivated after signing in": _deactivated_after_signing_in(org)}
+    made |= {
         "anonymous": Caller(org.host),
         "viewer": member("viewer"), "editor": member("editor"), "owner": member("owner"),
         "API key in scope": Caller(org.host, authorization=f"Api-Key {world.key_secrets['in']}"),
@@ -33,3 +34,18 @@ def callers(world, db) -> dict[str, dict[Principal, Caller]]:
     return {"organization": {p: made[p.name] for p in ORGANIZATION_CALLERS},
             "public": {p: public[p.name] for p in PUBLIC_CALLERS},
             "rival at home": rival}
+
+
+def _deactivated_after_signing_in(org) -> Caller:
+    """A member who signed in and got a token, then was deactivated (all inside the test's transaction)."""
+    from django_tenants.utils import schema_context
+
+    from tenants.accounts.services import member_create, member_update, token_for
+
+    with schema_context(org.schema):
+        leaver = member_create(actor="tests", username="leaver", password="leaver-pass-123", role="editor")
+        token = token_for(leaver).key
+    cookies = signed_in_cookies(org.host, "/login/", "leaver", "leaver-pass-123")
+    with schema_context(org.schema):
+        member_update(actor="tests", user=leaver, is_active=False)
+    return Caller(org.host, cookies, f"Token {token}")

@@ -22,8 +22,8 @@ def test_every_page_renders_for_every_role_and_every_kind_of_object(world, calle
         except LookupError as exc:
             failures.append(str(exc))
             continue
+        listing.append(f"{route.host} /{route.route}: " + "; ".join(t.objects for t in filled))
         for target in filled:
-            listing.append(f"{route.host:<12} {target.path:<60} {target.objects}")
             for principal, caller in callers[route.host].items():
                 if principal.name not in ROLES_FOR_PAGES:
                     continue
@@ -33,5 +33,6 @@ def test_every_page_renders_for_every_role_and_every_kind_of_object(world, calle
                 if not want.matches(answer.status, answer.location):
                     failures.append(f"GET {target.path} as {principal.name} ({target.objects}): {answer.status} "
                                     f"{answer.location or answer.error}, expected {want.name}")
-    print(f"\n{len(listing)} pages rendered, {requests} requests:\n" + "\n".join(listing))
+    print(f"\n{len(listing)} pages, {requests} requests; each page with the objects it was rendered with:\n"
+          + "\n".join(listing))
     assert not failures, f"{len(failures)} of {requests} answers were wrong:\n" + "\n".join(failures)

@@ -5,8 +5,14 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.views.decorators.http import require_http_methods
 
 from tenants.accounts.selectors import membership_for
+
+
+#: A page with a form: shown with GET (or HEAD), sent with POST; any other method answers 405. Pages without a form
+#: use Django's `require_safe`, actions `require_POST`.
+require_form = require_http_methods(["GET", "HEAD", "POST"])
 
 
 def member_required(role: str = "viewer"):

@@ -14,6 +14,8 @@ urlpatterns = [
     path("ml/", include(registry_api_urls)),
     *key_api_urls,
     path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]), name="api-schema"),
-    # the split view serves its start-up script from a URL: the Content-Security-Policy allows no inline script
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", permission_classes=[AllowAny], authentication_classes=[]), name="api-docs"),
+    # the split view serves its start-up script from a URL: the Content-Security-Policy allows no inline script;
+    # a page, so GET and HEAD only (no OPTIONS)
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", permission_classes=[AllowAny], authentication_classes=[],
+                                                      http_method_names=["get", "head"]), name="api-docs"),
 ]

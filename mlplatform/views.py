@@ -6,22 +6,26 @@ from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
 
 from mlplatform.jobs import worker_status
 from mlplatform.pages import member_required
 from mlplatform.selectors import dashboard_summary
 
 
+@require_safe
 def landing(request):
     return render(request, "public/landing.html", {"base_domain": settings.BASE_DOMAIN, "port": settings.PUBLIC_PORT})
 
 
+@require_safe
 @member_required("viewer")
 def dashboard(request):
     return render(request, "dashboard.html", {"summary": dashboard_summary()})
 
 
 @never_cache
+@require_safe
 def healthz(request):
     """Database and worker liveness. 200 when both are fine, 503 otherwise (the body says which)."""
     try:

@@ -185,6 +185,7 @@ class CompareApi(BaseAPIView):
 
     @extend_schema(request=CompareInput, responses={200: inline_serializer("Comparison", {
         "problem_type": serializers.CharField(), "metrics": serializers.ListField(), "best": serializers.DictField(),
+        "cv_best": serializers.IntegerField(allow_null=True),
         "versions": serializers.ListField(child=serializers.DictField())})})
     def post(self, request):
         data = self.CompareInput(data=request.data)
@@ -322,14 +323,14 @@ class BatchPredictListApi(BaseAPIView):
 
 class BatchPredictDetailApi(BaseAPIView):
     @extend_schema(responses={200: BatchJobOutput})
-    def get(self, request, job_id: int):
-        return Response(BatchJobOutput(get_object_or_404(BatchPredictionJob.objects.select_related("version__registered_model"), pk=job_id)).data)
+    def get(self, request, batch_id: int):
+        return Response(BatchJobOutput(get_object_or_404(BatchPredictionJob.objects.select_related("version__registered_model"), pk=batch_id)).data)
 
 
 class BatchPredictCancelApi(BaseAPIView):
     @extend_schema(request=None, responses={200: BatchJobOutput})
-    def post(self, request, job_id: int):
-        job = batch.batch_cancel(actor=self.audit_actor(), job=get_object_or_404(BatchPredictionJob, pk=job_id))
+    def post(self, request, batch_id: int):
+        job = batch.batch_cancel(actor=self.audit_actor(), job=get_object_or_404(BatchPredictionJob, pk=batch_id))
         return Response(BatchJobOutput(job).data)
 
 
@@ -337,8 +338,8 @@ class BatchPredictDownloadApi(BaseAPIView):
     """The result CSV: row, prediction, and one probability column per class. Members only."""
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY, 409: None})  # 409: no result yet
-    def get(self, request, job_id: int):
-        return batch_download(get_object_or_404(BatchPredictionJob, pk=job_id))
+    def get(self, request, batch_id: int):
+        return batch_download(get_object_or_404(BatchPredictionJob, pk=batch_id))
 
 
 def batch_download(job: BatchPredictionJob):

@@ -13,7 +13,6 @@ from mlplatform.hotcache import HotCache
 
 from .models import Alias, AliasMove, ModelVersion, PredictionStats, RegisteredModel
 
-LOWER_IS_BETTER = {"mae", "mse", "rmse", "mape", "log_loss", "median_absolute_error"}
 HEADLINE_METRIC = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "rmse"}
 
 
@@ -95,7 +94,9 @@ def alias_history(registered: RegisteredModel) -> QuerySet:
 
 
 def comparison(version_ids: list[int]) -> dict:
-    """Metrics side by side with CV spread; the best value of each metric marked. Same problem type only."""
+    """Metrics side by side with CV spread; the best value of each metric marked, by the metric's direction
+    (`best`: metric -> version id, `cv_best`: version id when all were cross-validated on one metric). Same
+    problem type only."""
     versions = list(version_list().filter(pk__in=version_ids))
     missing = sorted(set(version_ids) - {v.pk for v in versions})
     if missing:
@@ -107,24 +108,33 @@ def comparison(version_ids: list[int]) -> dict:
     if len(kinds) > 1:
         raise ApplicationError(f"Versions of different problem types ({', '.join(sorted(kinds))}) cannot be compared.",
                                field="model_ids")
-    from training.ml.metrics import METRICS
+    from training.ml.metrics import greater_is_better
 
     names = sorted({k for v in versions for k, value in (v.metrics.get("scores") or {}).items() if value is not None})
-    best = {}
-    for name in names:
-        values = [(v.metrics["scores"].get(name), v.pk) for v in versions if v.metrics["scores"].get(name) is not None]
-        lower_is_better = not METRICS[name].greater_is_better if name in METRICS else name in LOWER_IS_BETTER
-        best[name] = (min(values) if lower_is_better else max(values))[1] if values else None
+    best = {name: _best([((v.metrics.get("scores") or {}).get(name), v.pk) for v in versions], greater_is_better(name))
+            for name in names}
+    cv_metrics = {(v.cv or {}).get("metric") for v in versions}  # CV scores compare only under one metric
+    cv_best = _best([((v.cv or {}).get("mean"), v.pk) for v in versions],
+                    greater_is_better(next(iter(cv_metrics)) or "") if len(cv_metrics) == 1 else None)
     return {
         "problem_type": kinds.pop(),
         "metrics": names,
         "best": best,
+        "cv_best": cv_best,
         "versions": [{
             "id": v.pk, "name": v.registered_model.name, "version": v.version, "algorithm": v.algorithm,
             "scores": {n: (v.metrics.get("scores") or {}).get(n) for n in names}, "cv": v.cv,
             "params": v.params, "created": v.created.isoformat(),
         } for v in sorted(versions, key=lambda v: (v.registered_model.name, v.version))],
     }
+
+
+def _best(values: list[tuple[float | None, int]], higher_is_better: bool | None) -> int | None:
+    """The id holding the best value; None when no value is known or the direction is not."""
+    known = [(value, pk) for value, pk in values if value is not None]
+    if not known or higher_is_better is None:
+        return None
+    return (max(known) if higher_is_better else min(known))[1]
 
 
 def monitoring(version_ids: list[int], *, minutes: int = 24 * 60) -> dict:

@@ -13,9 +13,9 @@ api_urls = [
     path("registered-models/<int:model_id>/rollback", apis.RollbackApi.as_view(), name="api-model-rollback"),
     path("deployments/<str:model_name>/predict", apis.DeploymentPredictApi.as_view(), name="api-deployment-predict"),
     path("batch-predict", apis.BatchPredictListApi.as_view(), name="api-batch"),
-    path("batch-predict/<int:job_id>", apis.BatchPredictDetailApi.as_view(), name="api-batch-detail"),
-    path("batch-predict/<int:job_id>/cancel", apis.BatchPredictCancelApi.as_view(), name="api-batch-cancel"),
-    path("batch-predict/<int:job_id>/download", apis.BatchPredictDownloadApi.as_view(), name="api-batch-download"),
+    path("batch-predict/<int:batch_id>", apis.BatchPredictDetailApi.as_view(), name="api-batch-detail"),
+    path("batch-predict/<int:batch_id>/cancel", apis.BatchPredictCancelApi.as_view(), name="api-batch-cancel"),
+    path("batch-predict/<int:batch_id>/download", apis.BatchPredictDownloadApi.as_view(), name="api-batch-download"),
     path("deployments/<str:model_name>/monitoring", apis.MonitoringApi.as_view(), name="api-deployment-monitoring"),
 ]
 key_api_urls = [
@@ -32,8 +32,8 @@ page_urls = [
     path("models/<int:model_id>/rollback/", views.rollback_view, name="models-rollback"),
     path("models/<int:model_id>/monitoring/", views.monitoring_view, name="models-monitoring"),
     path("models/batch/", views.batch_list_view, name="models-batch"),
-    path("models/batch/<int:job_id>/", views.batch_detail_view, name="models-batch-detail"),
-    path("models/batch/<int:job_id>/download/", views.batch_download_view, name="models-batch-download"),
+    path("models/batch/<int:batch_id>/", views.batch_detail_view, name="models-batch-detail"),
+    path("models/batch/<int:batch_id>/download/", views.batch_download_view, name="models-batch-download"),
     path("api-keys/", views.api_keys_view, name="api_keys"),
     path("api-keys/<int:key_id>/revoke/", views.api_key_revoke_view, name="api_keys-revoke"),
 ]

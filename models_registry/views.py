@@ -7,22 +7,24 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
-from mlplatform import filestore
+from mlplatform import filestore, present
 from mlplatform.errors import ApplicationError
 from mlplatform.forms import PlatformForm
+from mlplatform.pages import has_role, member_required, require_form
 from mlplatform.validators import id_or_none
-from mlplatform.pages import has_role, member_required
 from training.ml.errors import MLInputError
 from tenants.accounts.models import ApiKey
 from training import charts
 
 from . import selectors, services
+from .examples import example_record
 from .loading import table_engine
 from .models import ModelVersion, RegisteredModel
 
 
+@require_safe
 @member_required("viewer")
 def model_list_view(request):
     rows = []
@@ -39,6 +41,7 @@ def model_list_view(request):
     return render(request, "models_registry/model_list.html", {"rows": rows})
 
 
+@require_safe
 @member_required("viewer")
 def version_detail_view(request, version_id: int):
     version = get_object_or_404(selectors.version_list(), pk=version_id)
@@ -52,29 +55,25 @@ def version_detail_view(request, version_id: int):
         "confusion_chart": charts.confusion_chart(metrics.get("confusion_matrix")),
         "roc_chart": charts.curve_chart(metrics.get("roc_curve"), "fpr", "tpr", "ROC curve"),
         "residuals_chart": charts.residuals_chart((metrics.get("residuals") or {}).get("points")),
-        "example_record": json.dumps(_example_record(version)),
+        "example_record": json.dumps(example_record(version.feature_schema), indent=1, ensure_ascii=False),
         "table_engine": table_engine(version),
+        "parameters": present.parameter_rows(version.params),
+        "members": present.ensemble_members(version.params, _leaderboard(version)),
         "datasets": _datasets(),
     })
+
+
+def _leaderboard(version: ModelVersion) -> list[dict]:
+    """The leaderboard of the AutoML job that made an ensemble (its members are candidates of that search)."""
+    if not (version.params or {}).get("members") or version.job_id is None:
+        return []
+    return ((version.job.result if version.job else None) or {}).get("leaderboard") or []
 
 
 def _datasets():
     from django.apps import apps
 
     return apps.get_model("training", "Dataset").objects.only("id", "name", "rows")
-
-
-def _example_record(version: ModelVersion) -> dict:
-    """One plausible record from the feature schema, to prefill the try-it form."""
-    record = {}
-    for column in version.feature_schema:
-        if column.get("categories"):
-            record[column["name"]] = column["categories"][0]
-        elif column.get("min") is not None and column.get("max") is not None:
-            record[column["name"]] = round((column["min"] + column["max"]) / 2, 4)
-        else:
-            record[column["name"]] = None
-    return record
 
 
 @require_POST
@@ -125,6 +124,7 @@ def evaluate_view(request, version_id: int):
     return redirect("models-version", version_id=version.pk)
 
 
+@require_safe
 @member_required("viewer")
 def compare_view(request):
     ids = [i for i in map(id_or_none, request.GET.getlist("v")) if i is not None]
@@ -143,15 +143,25 @@ def compare_view(request):
 
 
 def _comparison_chart(comparison: dict) -> dict:
-    import plotly.graph_objects as go
+    """One small bar chart per metric (each on its own scale: an RMSE of 20 and an R² of 0.9 share no axis)."""
+    from plotly.subplots import make_subplots
 
-    fig = go.Figure()
-    for v in comparison["versions"]:
-        fig.add_bar(name=f"{v['name']} v{v['version']}", x=comparison["metrics"], y=[v["scores"].get(m) for m in comparison["metrics"]])
-    fig.update_layout(barmode="group", height=340, showlegend=True)
+    metrics = comparison["metrics"]
+    columns = min(3, len(metrics)) or 1
+    rows = -(-len(metrics) // columns) or 1
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=metrics, vertical_spacing=0.3 / rows + 0.08)
+    names = [f"{v['name']} v{v['version']}" for v in comparison["versions"]]
+    for i, metric in enumerate(metrics):
+        best = comparison["best"].get(metric)
+        fig.add_bar(x=names, y=[v["scores"].get(metric) for v in comparison["versions"]], row=i // columns + 1,
+                    col=i % columns + 1, showlegend=False, name=metric,
+                    marker_color=["#059669" if v["id"] == best else "#4f46e5" for v in comparison["versions"]])
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(height=220 * rows, showlegend=False, margin={"t": 40})
     return json.loads(fig.to_json())
 
 
+@require_safe
 @member_required("viewer")
 def monitoring_view(request, model_id: int):
     import plotly.graph_objects as go
@@ -176,6 +186,7 @@ class ApiKeyForm(PlatformForm):
     name = forms.CharField(max_length=100)
 
 
+@require_form
 @member_required("owner")
 def api_keys_view(request):
     secret = None
@@ -208,6 +219,7 @@ def api_key_revoke_view(request, key_id: int):
     return redirect("api_keys")
 
 
+@require_form
 @member_required("viewer")
 def batch_list_view(request):
     from django.apps import apps
@@ -228,29 +240,31 @@ def batch_list_view(request):
         except (ApplicationError, MLInputError) as exc:
             messages.error(request, exc.message)
         else:
-            return redirect("models-batch-detail", job_id=job.pk)
+            return redirect("models-batch-detail", batch_id=job.pk)
     return render(request, "models_registry/batch_list.html", {
         "jobs": BatchPredictionJob.objects.select_related("version__registered_model")[:100],
         "versions": selectors.version_list()[:300], "datasets": _datasets(),
         "selected_version": request.GET.get("version")})
 
 
+@require_safe
 @member_required("viewer")
-def batch_detail_view(request, job_id: int):
+def batch_detail_view(request, batch_id: int):
     from .models import BatchPredictionJob
 
-    job = get_object_or_404(BatchPredictionJob.objects.select_related("version__registered_model"), pk=job_id)
+    job = get_object_or_404(BatchPredictionJob.objects.select_related("version__registered_model"), pk=batch_id)
     template = "models_registry/_batch_status.html" if request.headers.get("HX-Request") else "models_registry/batch_detail.html"
     return render(request, template, {"job": job})
 
 
+@require_safe
 @member_required("viewer")
-def batch_download_view(request, job_id: int):
+def batch_download_view(request, batch_id: int):
     from .apis import batch_download
     from .models import BatchPredictionJob
 
-    job = get_object_or_404(BatchPredictionJob.objects.select_related("version__registered_model"), pk=job_id)
+    job = get_object_or_404(BatchPredictionJob.objects.select_related("version__registered_model"), pk=batch_id)
     if job.status != "succeeded":
         messages.error(request, "This batch has no result to download yet.")
-        return redirect("models-batch-detail", job_id=job.pk)
+        return redirect("models-batch-detail", batch_id=job.pk)
     return batch_download(job)

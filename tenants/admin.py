@@ -1,5 +1,7 @@
 """The platform admin on the public host: organizations and their domains."""
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
 from mlplatform import hotcache
 from tenants.middleware import PUBLIC
@@ -32,3 +34,19 @@ class OrganizationAdmin(admin.ModelAdmin):
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
     list_display = ("worker", "last_seen")
     readonly_fields = ("worker", "last_seen")
+
+    def has_add_permission(self, request):
+        return False  # workers write their own heartbeats
+
+
+class PlatformUserAdmin(UserAdmin):
+    """Platform admins (users of the public schema). Deactivate one rather than delete it: a user's deletion
+    collects the rows that point at it, and memberships exist only in organizations' schemas, so the query
+    fails here."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), PlatformUserAdmin)

@@ -195,3 +195,12 @@ def trained(orgs, django_db_blocker) -> dict:
             "price_v1": train_version(acme, price_data["id"], target="price", model_name="price", algorithm="ridge", cv_folds=3),
         }
     return {"datasets": {"churn": churn_data, "price": price_data}, **versions}
+
+
+@pytest.fixture(scope="session")
+def world(orgs, django_db_blocker):
+    """Organization `initech` with an object of every kind the pages show (tests/world.py), made once."""
+    from tests.world import build_world
+
+    with django_db_blocker.unblock():
+        return build_world(_make_org)

@@ -4,11 +4,15 @@ from __future__ import annotations
 from django import forms
 
 from mlplatform.forms import PlatformForm
-
-from training.ml.algorithms import ALGORITHMS
-from training.ml.metrics import METRICS
+from training.ml.algorithms import ALGORITHMS, algorithms_for
+from training.ml.metrics import METRICS, metrics_for
+from training.ml.problem import ProblemType
 from training.ml.reading import DATE_FORMATS, KIND_CHOICES, NUMBER_FORMATS
 from training.ml.search import SEARCHERS
+
+
+PROBLEM_TYPE_CHOICES = [("auto", "Detect"), ("binary", "Binary classification"),
+                        ("multiclass", "Multiclass classification"), ("regression", "Regression")]
 
 
 class DatasetUploadForm(PlatformForm):
@@ -35,8 +39,7 @@ class TrainingJobForm(PlatformForm):
     features = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
                                          help_text="Leave all unticked to use every other usable column.")
     algorithm = forms.ChoiceField()
-    problem_type = forms.ChoiceField(choices=[("auto", "Detect"), ("binary", "Binary classification"),
-                                              ("multiclass", "Multiclass classification"), ("regression", "Regression")])
+    problem_type = forms.ChoiceField(choices=PROBLEM_TYPE_CHOICES)
     search = forms.ChoiceField()
     n_trials = forms.IntegerField(min_value=1, max_value=1000, initial=20)
     time_limit_s = forms.FloatField(min_value=1, required=False, label="Time limit (seconds)")
@@ -49,12 +52,20 @@ class TrainingJobForm(PlatformForm):
     refit_on_all_rows = forms.BooleanField(required=False, initial=False,
                                            label="After the evaluation, refit the model on all rows (test part included)")
 
-    def __init__(self, *args, datasets, columns: list[str], **kwargs):
+    def __init__(self, *args, datasets, columns: list[str], target: str | None = None,
+                 problem_type: str | None = None, **kwargs):
+        """`target`: left out of the features offered. `problem_type` (binary, multiclass, regression; None when
+        unknown): only the algorithms and metrics that apply to it are offered."""
         super().__init__(*args, **kwargs)
+        problem = ProblemType(problem_type) if problem_type in ProblemType._value2member_map_ else None
+        algorithms = algorithms_for(problem) if problem else list(ALGORITHMS.values())
+        metrics = metrics_for(problem) if problem else list(METRICS.values())
         self.fields["dataset"].choices = [(d.pk, f"{d.name} ({d.rows:,} rows)") for d in datasets]
         self.fields["target"].choices = [(c, c) for c in columns]
-        self.fields["features"].choices = [(c, c) for c in columns]
-        self.fields["algorithm"].choices = [("auto", "AutoML: try every algorithm within the budget")] + [
-            (a.key, a.label) for a in ALGORITHMS.values()]
+        self.fields["features"].choices = [(c, c) for c in columns if c != target]
+        self.fields["algorithm"].choices = [("auto", "AutoML: every algorithm, within the budget")] + [
+            (a.key, a.label) for a in algorithms]
         self.fields["search"].choices = [(s.key, s.label) for s in SEARCHERS.values()]
-        self.fields["metric"].choices = [("", "Default for the problem type")] + [(m.key, m.label) for m in METRICS.values()]
+        self.fields["metric"].choices = [("", "Default for the problem type")] + [(m.key, m.label) for m in metrics]
+        for name in ("dataset", "target", "problem_type"):  # the form is drawn again for these (static/js/forms.js)
+            self.fields[name].widget.attrs["data-submit-on-change"] = True

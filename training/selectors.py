@@ -27,6 +27,13 @@ def job_get(job_id: int) -> TrainingJob:
     return TrainingJob.objects.select_related("dataset", "model_version__registered_model").get(pk=job_id)
 
 
+def algorithm_labels(keys) -> list[str]:
+    """Labels of the algorithms a job was limited to (an AutoML `algorithms` setting); [] for all of them."""
+    if isinstance(keys, str):
+        keys = [keys]
+    return [ALGORITHMS[k].label if k in ALGORITHMS else str(k) for k in keys or []]
+
+
 def ml_catalog() -> dict:
     """Algorithms, searchers and metrics a job may use, straight from the registries."""
     return {

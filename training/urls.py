@@ -25,5 +25,4 @@ page_urls = [
     path("training/<int:job_id>/", views.job_detail_view, name="training-detail"),
     path("training/<int:job_id>/status/", views.job_status_partial, name="training-status"),
     path("training/<int:job_id>/cancel/", views.job_cancel_view, name="training-cancel"),
-    path("training/suggestions/", views.suggestions_partial, name="training-suggestions"),
 ]

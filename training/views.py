@@ -4,20 +4,21 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
-from mlplatform import filestore
+from mlplatform import filestore, present
 from mlplatform.errors import ApplicationError
-from mlplatform.pages import has_role, member_required
+from mlplatform.pages import has_role, member_required, require_form
 from mlplatform.validators import id_or_none
 from training.ml.errors import MLInputError
 from training.ml.profile import preview_parquet
 
 from . import charts, selectors, services
-from .forms import ColumnReadingForm, DatasetUploadForm, TrainingJobForm
+from .forms import PROBLEM_TYPE_CHOICES, ColumnReadingForm, DatasetUploadForm, TrainingJobForm
 from .models import Dataset, TrainingJob
 
 
+@require_form
 @member_required("viewer")
 def dataset_list_view(request):
     form = DatasetUploadForm()
@@ -40,6 +41,7 @@ def dataset_list_view(request):
     return render(request, "training/dataset_list.html", {"datasets": selectors.dataset_list(), "form": form}, status=status)
 
 
+@require_safe
 @member_required("viewer")
 def dataset_detail_view(request, dataset_id: int):
     dataset = get_object_or_404(Dataset, pk=dataset_id)
@@ -49,7 +51,7 @@ def dataset_detail_view(request, dataset_id: int):
         preview = preview_parquet(source, n=20)
     return render(request, "training/dataset_detail.html", {
         "dataset": dataset, "columns": columns, "preview": preview, "kind_choices": ColumnReadingForm.KIND_CHOICES,
-        "jobs": selectors.job_list(dataset_id=dataset.pk)[:20],
+        "jobs": selectors.job_list(dataset_id=dataset.pk)[:20], "automl_budget_s": services.DEFAULT_AUTOML_BUDGET_S,
     })
 
 
@@ -113,23 +115,37 @@ def dataset_delete_view(request, dataset_id: int):
     return redirect("datasets")
 
 
+@require_safe
 @member_required("viewer")
 def job_list_view(request):
     return render(request, "training/job_list.html", {"jobs": selectors.job_list()[:200]})
 
 
+@require_form
 @member_required("editor")
 def job_new_view(request):
+    """The new-job form. It starts from the suggestions it shows for the chosen dataset and target; changing
+    the dataset, the target or the problem type sends the form back (without `submit`) to be drawn again."""
     datasets = list(selectors.dataset_list())
     if not datasets:
         messages.info(request, "Upload a dataset first.")
         return redirect("datasets")
-    chosen = request.POST.get("dataset") or request.GET.get("dataset") or datasets[0].pk
-    dataset = get_object_or_404(Dataset, pk=id_or_none(chosen)) if id_or_none(chosen) is not None else datasets[0]
-    initial = {"dataset": dataset.pk, "target": dataset.profile.get("suggested_target"),
-               "model_name": f"{dataset.name}-model", "algorithm": "auto", "search": "none"}
+    sent = request.POST if request.method == "POST" else request.GET
+    chosen = id_or_none(sent.get("dataset"))
+    dataset = get_object_or_404(Dataset, pk=chosen if chosen is not None else datasets[0].pk)
+    target = sent.get("target") if sent.get("target") in dataset.column_names else dataset.profile.get("suggested_target")
+    suggestion, suggestion_error = None, ""
+    if target:
+        try:
+            suggestion = services.suggestions_for(dataset=dataset, target=target)
+        except (ApplicationError, MLInputError) as exc:
+            suggestion_error = exc.message
+    problem_type = sent.get("problem_type") if sent.get("problem_type") in dict(PROBLEM_TYPE_CHOICES) else "auto"
+    detected = (suggestion or {}).get("problem_type")
+    initial = _job_defaults(dataset, target, suggestion, problem_type, model_name=sent.get("model_name"))
     form = TrainingJobForm(request.POST if request.method == "POST" and "submit" in request.POST else None,
-                           datasets=datasets, columns=dataset.column_names, initial=initial)
+                           datasets=datasets, columns=dataset.column_names, target=target, initial=initial,
+                           problem_type=detected if problem_type == "auto" else problem_type)
     status = 200
     if form.is_bound:
         if form.is_valid():
@@ -147,7 +163,26 @@ def job_new_view(request):
                 messages.success(request, f"Job {job.pk} is queued.")
                 return redirect("training-detail", job_id=job.pk)
         status = 400
-    return render(request, "training/job_new.html", {"form": form, "dataset": dataset}, status=status)
+    return render(request, "training/job_new.html", {"form": form, "dataset": dataset, "s": suggestion,
+                                                     "error": suggestion_error}, status=status)
+
+
+def _job_defaults(dataset: Dataset, target: str | None, suggestion: dict | None, problem_type: str, *,
+                  model_name: str | None) -> dict:
+    """The form's starting values: the suggested algorithm, search, trials, folds, metric and AutoML budget
+    (those that apply when the person chose a problem type other than the detected one)."""
+    initial = {"dataset": dataset.pk, "target": target, "model_name": model_name or f"{dataset.name}-model",
+               "problem_type": problem_type, "algorithm": "auto", "search": "none"}
+    if not suggestion:
+        return initial
+    applies = problem_type in ("auto", suggestion["problem_type"])
+    search = suggestion.get("search") or {}
+    ranked = [a["key"] for a in suggestion.get("algorithms") or []]
+    initial.update({"search": search.get("method", "none"), "n_trials": search.get("n_trials"),
+                    "cv_folds": search.get("cv_folds"), "time_budget_s": search.get("time_budget_s")})
+    if applies:
+        initial.update({"metric": suggestion.get("metric") or "", "algorithm": ranked[0] if ranked else "auto"})
+    return {k: v for k, v in initial.items() if v is not None}
 
 
 def _job_context(job: TrainingJob) -> dict:
@@ -155,6 +190,10 @@ def _job_context(job: TrainingJob) -> dict:
     metrics = result.get("test_metrics") or {}
     return {
         "job": job, "result": result, "metrics": metrics,
+        "automl_algorithms": selectors.algorithm_labels(job.config.get("algorithms")),
+        "best_params": present.parameter_rows(result.get("best_params")),
+        "best_members": present.ensemble_members(result.get("best_params"), result.get("leaderboard")),
+        "leaderboard": present.leaderboard_rows(result),
         "importance_chart": charts.importance_chart(result.get("importance") or []),
         "trials_chart": charts.trials_chart(result.get("trials") or [], result.get("metric", "")),
         "leaderboard_chart": charts.leaderboard_chart(result.get("leaderboard") or [], result.get("metric", "")),
@@ -165,12 +204,14 @@ def _job_context(job: TrainingJob) -> dict:
     }
 
 
+@require_safe
 @member_required("viewer")
 def job_detail_view(request, job_id: int):
     job = get_object_or_404(TrainingJob.objects.select_related("dataset", "model_version__registered_model"), pk=job_id)
     return render(request, "training/job_detail.html", _job_context(job))
 
 
+@require_safe
 @member_required("viewer")
 def job_status_partial(request, job_id: int):
     """Polled by htmx while the job is active; once it ends, the whole page reloads to show the results."""
@@ -193,20 +234,6 @@ def job_cancel_view(request, job_id: int):
     else:
         messages.info(request, "Cancelled." if job.status == "cancelled" else "Cancelling: the worker stops at its next check.")
     return redirect("training-detail", job_id=job.pk)
-
-
-@member_required("viewer")
-def suggestions_partial(request):
-    """The suggestions panel of the new-job page (htmx), for the chosen dataset and target."""
-    dataset_id = id_or_none(request.GET.get("dataset"))
-    dataset = get_object_or_404(Dataset, pk=dataset_id) if dataset_id is not None else None
-    if dataset is None:
-        return HttpResponse('<p class="muted">Choose a dataset.</p>')
-    try:
-        suggestion = services.suggestions_for(dataset=dataset, target=request.GET.get("target", ""))
-    except (ApplicationError, MLInputError) as exc:
-        return render(request, "training/_suggestions.html", {"error": exc.message})
-    return render(request, "training/_suggestions.html", {"s": suggestion})
 
 
 @require_POST

@@ -142,8 +142,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "dashboard"
-LOGOUT_REDIRECT_URL = "login"
+LOGIN_REDIRECT_URL = "/"  # the root of either host: the dashboard, or the public landing page after the platform admin
+LOGOUT_REDIRECT_URL = "/"  # a path both hosts have (the public one has no sign-in page of its own)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 # Cookies are host-only (no SESSION_COOKIE_DOMAIN), so a session never crosses organizations.

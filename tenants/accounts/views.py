@@ -6,16 +6,17 @@ from django.contrib.auth import login, logout
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from mlplatform.errors import ApplicationError
 from mlplatform.client_address import client_address
-from mlplatform.pages import member_required
+from mlplatform.pages import member_required, require_form
 
 from . import selectors, services
 from .forms import LoginForm, MemberCreateForm, MemberUpdateForm
 
 
+@require_form
 def login_view(request):
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
@@ -48,6 +49,7 @@ def logout_view(request):
     return redirect("login")
 
 
+@require_form
 @member_required("owner")
 def members_view(request):
     form = MemberCreateForm(request.POST or None)
@@ -81,6 +83,7 @@ def member_update_view(request, user_id: int):
     return redirect("members")
 
 
+@require_safe
 @member_required("owner")
 def audit_view(request):
     events = selectors.audit_event_list(action=request.GET.get("action") or None, actor=request.GET.get("actor") or None)

@@ -71,3 +71,26 @@ def sign_in(page, org, role):
     page.fill("#id_password", f"{role}-pass-123")
     with page.expect_navigation():
         page.click("button[type=submit]")
+
+
+def run_in_background(org, work, job_id: int) -> tuple[threading.Thread, dict]:
+    """What the worker would do (`work(job_id)`, e.g. training.runner.run_training_job), in a thread of this
+    process inside the organization's schema; the `page` fixture keeps commits real, so the browser's polling
+    sees its progress. `outcome["status"]` is the job's final status, `outcome["error"]` what it raised."""
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    outcome: dict = {}
+
+    def run():
+        try:
+            with schema_context(org.schema):
+                outcome["status"] = work(job_id)
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, name=f"test-worker-{job_id}", daemon=True)
+    thread.start()
+    return thread, outcome

@@ -4,38 +4,15 @@ can read but not upload or train.
 No worker runs here: the test thread plays the worker, running the job in-process on committed data while the
 browser's htmx polling picks up the progress."""
 import re
-import threading
 
 import pytest
-from django.db import connection
-from django_tenants.utils import schema_context
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import run_in_background, sign_in
 from tests.training.conftest import csv_bytes, table
 
 pytestmark = pytest.mark.browser
 
 STATUS = "[data-testid=job-status]"
-
-
-def run_job_in_background(org, job_id: int) -> tuple[threading.Thread, dict]:
-    """What the worker would do, in a thread of this process (the `page` fixture keeps commits real)."""
-    from training.runner import run_training_job
-
-    outcome: dict = {}
-
-    def work():
-        try:
-            with schema_context(org.schema):
-                outcome["status"] = run_training_job(job_id)
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=work, name=f"test-worker-{job_id}", daemon=True)
-    thread.start()
-    return thread, outcome
 
 
 def test_editor_uploads_profiles_trains_and_watches_the_job_finish(page, orgs, tmp_path):
@@ -75,7 +52,9 @@ def test_editor_uploads_profiles_trains_and_watches_the_job_finish(page, orgs, t
     assert page.locator(".chart[data-figure=importance]").count() == 0
 
     # a worker picks the job up; the open page follows it by polling, nobody reloads it
-    worker, outcome = run_job_in_background(demo, job_id)
+    from training.runner import run_training_job
+
+    worker, outcome = run_in_background(demo, run_training_job, job_id)
     try:
         page.wait_for_function(f"() => document.querySelector('{STATUS}').textContent.trim() === 'succeeded'",
                                timeout=90_000)

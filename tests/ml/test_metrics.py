@@ -67,3 +67,18 @@ def test_regression_report_guards_zero_targets_and_caps_points():
 
 def test_mape_is_none_when_every_target_is_zero():
     assert regression_report(np.zeros(5), np.ones(5))["scores"]["mape"] is None
+
+
+def test_every_score_a_report_gives_has_a_direction():
+    # Given the reports of a classifier and a regressor
+    from training.ml.metrics import greater_is_better
+
+    y = np.array(["a", "b", "a", "b", "a", "b"])
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6], [0.7, 0.3], [0.3, 0.7]])
+    classification = classification_report(y, np.where(proba[:, 1] > 0.5, "b", "a"), proba, np.array(["a", "b"]))
+    regression = regression_report(np.arange(6.0), np.arange(6.0) + 0.5)
+    # Then the compare page can tell the best value of each of their scores
+    for name in [*classification["scores"], *regression["scores"]]:
+        assert greater_is_better(name) is not None, name
+    assert greater_is_better("mse") is False and greater_is_better("r2") is True and greater_is_better("log_loss") is False
+    assert greater_is_better("no such score") is None

@@ -1,4 +1,6 @@
 """Registry pages through Django's test client: they render with real data and enforce roles."""
+import re
+
 import pytest
 from django.test import Client
 
@@ -87,3 +89,32 @@ def test_other_organization_gets_404_on_registry_pages(globex, trained):
     client = signed_in(globex, "owner")  # globex has trained nothing: acme's version ids do not exist there
     assert client.get(f"/models/versions/{trained['churn_v1']['id']}/").status_code == 404
     assert client.get("/models/batch/999/").status_code == 404
+
+
+def test_batch_predict_is_offered_to_those_who_may_start_one(world):
+    version = world.versions[0].value
+    assert "Batch predict" not in signed_in(world.org, "viewer").get(f"/models/versions/{version}/").content.decode()
+    assert "Batch predict" in signed_in(world.org, "editor").get(f"/models/versions/{version}/").content.decode()
+
+
+def test_ensemble_version_lists_its_members_linked_to_their_rank(world):
+    version = next(s.value for s in world.versions if s.label == "version: AutoML ensemble")
+    page = signed_in(world.org, "viewer").get(f"/models/versions/{version}/").content.decode()
+    members = page.split('data-testid="ensemble-members"')[1].split("</table>")[0]
+    assert re.findall(r'href="/training/\d+/#rank-\d+"', members)
+    assert "{'" not in page
+
+
+def test_compare_highlights_the_best_by_each_metrics_direction(world):
+    import re as regex
+
+    ids = [s.value for s in world.versions if s.label.endswith("/ regression")]
+    page = signed_in(world.org, "viewer").get("/models/compare/?" + "&".join(f"v={i}" for i in ids)).content.decode()
+    table = page.split('data-testid="comparison"')[1].split("</table>")[0]
+    for metric, lowest in (("rmse", True), ("mse", True), ("median_absolute_error", True), ("r2", False)):
+        row = regex.search(rf"<tr><td>{metric}</td>(.*?)</tr>", table, regex.S).group(1)
+        cells = regex.findall(r'<td class="num( best)?">([^<]*)</td>', row)
+        values = [float(v) for _, v in cells]
+        best = [float(v) for mark, v in cells if mark]
+        assert best == [min(values) if lowest else max(values)], (metric, cells)
+    assert regex.search(r'<td class="num best">[^<]*±', table)  # the CV row too

@@ -112,6 +112,19 @@ DEFAULT_METRICS = {
 }
 
 
+#: Scores the test reports give besides the metrics above (not offered for optimising), and their direction.
+REPORT_SCORES_GREATER_IS_BETTER = {"precision_weighted": True, "recall_weighted": True, "mse": False,
+                                   "median_absolute_error": False}
+
+
+def greater_is_better(name: str) -> bool | None:
+    """Whether a higher value is better for a metric or a test-report score named ``name``; None for a name
+    neither knows, so that a caller ranks nothing rather than guesses."""
+    if name in METRICS:
+        return METRICS[name].greater_is_better
+    return REPORT_SCORES_GREATER_IS_BETTER.get(name)
+
+
 def metrics_for(problem_type: ProblemType) -> list[Metric]:
     return [m for m in METRICS.values() if problem_type in m.problem_types]
 

@@ -87,7 +87,10 @@ class ColumnCheck:
                 self.categories = frozenset(categories)
                 self._folded = {c.casefold(): c for c in categories}
         elif self.kind in (NUMERIC, DATETIME) and entry.get("min") is not None and entry.get("max") is not None:
-            self._set_range(entry["min"], entry["max"])
+            try:
+                self._set_range(entry["min"], entry["max"])
+            except (TypeError, ValueError, OverflowError):  # a range that is not numbers or dates: nothing to check
+                self.low = self.high = None
 
     def _set_range(self, minimum: Any, maximum: Any) -> None:
         if self.kind == NUMERIC:

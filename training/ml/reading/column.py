@@ -122,6 +122,18 @@ class ColumnReading:
         """One JSON value read (see ``value_reader``; build that once for many values)."""
         return self.value_reader()(value)
 
+    def write(self, value: Any) -> Any:
+        """A value as a client sends it for this column, in the column's own format (what ``read_value``
+        reads back): a number as text in the number format ("1.234,5"), or as a JSON number when the format
+        is plain; a date (``datetime``) as text in the date format ("31.12.2024", with the time unless it is
+        midnight; ISO 8601 for legacy readings); anything else as it is."""
+        if self.kind == NUMERIC and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value if self.number.key == "plain" else self.number.write(float(value))
+        if self.kind == DATETIME and isinstance(value, datetime):
+            date_format = self.date or DATE_FORMATS[ISO8601]
+            return date_format.write(value, with_time=value.time() != datetime.min.time())
+        return value
+
 
 def _format_label(kind: str, key: str) -> str:
     return NUMBER_FORMATS[key].label if kind == NUMERIC else key

@@ -5,6 +5,7 @@ whole-column form (Arrow's RE2), so both read a value alike.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -96,6 +97,18 @@ class NumberFormat:
                      "'": "an apostrophe between thousands"}.get(self.thousands)
         return f"numbers written like {self.label} ({decimal}{', ' + thousands if thousands else ''})"
 
+    def write(self, value: float, decimals: int = 4) -> str:
+        """``value`` as text in this format, the way ``parse`` reads it back: at most ``decimals`` decimals,
+        trailing zeros dropped (1234.5 -> "1.234,5" for ``dot_thousands``). Raises ValueError for inf or NaN."""
+        if not math.isfinite(value):
+            raise ValueError(f"{value} cannot be written as a number")
+        text = f"{abs(value):.{decimals}f}".rstrip("0").rstrip(".")
+        whole, _, fraction = text.partition(".")
+        if self.thousands:
+            whole = f"{int(whole):,}".replace(",", self.thousands)
+        sign = "-" if value < 0 and text.strip("0.") else ""
+        return sign + whole + (self.decimal + fraction if fraction else "")
+
     def parse(self, text: str) -> float | None:
         """One cleaned string as a float, or None when it is not written in this format."""
         if not _NUMBER_REGEX[self.key].fullmatch(text):
@@ -161,6 +174,15 @@ class DateFormat:
         if self.key == ISO8601:
             return "dates in ISO 8601 (2024-12-31, 2024-12-31T13:45:00)"
         return f"dates written {self.key} (with an optional time HH:MM or HH:MM:SS; ISO 8601 dates are read as ISO too)"
+
+    def write(self, value: datetime, *, with_time: bool = True) -> str:
+        """``value`` (naive) as text in this format, the way ``parse`` reads it back: "31.12.2024" for
+        ``dd.mm.yyyy``, with " HH:MM:SS" after it when ``with_time``; ISO 8601 for ``iso8601``."""
+        if self.key == ISO8601:
+            return value.isoformat(timespec="seconds") if with_time else value.date().isoformat()
+        parts = {"d": f"{value.day:02d}", "m": f"{value.month:02d}", "y": f"{value.year:04d}"}
+        text = self.separator.join(parts[c] for c in self.order)
+        return f"{text} {value:%H:%M:%S}" if with_time else text
 
     def parse(self, text: str) -> datetime | None:
         """One cleaned string as a naive (UTC) datetime, or None when it is not a date in this format.

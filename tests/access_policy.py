@@ -64,6 +64,7 @@ ORGANIZATION_POLICY: dict[str, Rule] = {
     "audit": page(GET=OWNER),
     "datasets": page(GET=VIEWER, POST=EDITOR),
     "datasets-detail": page(GET=VIEWER),
+    "datasets-reading": page(POST=EDITOR),  # a column's kind or format (the dataset page's per-column form)
     "datasets-delete": page(POST=EDITOR),
     "datasets-automl": page(POST=EDITOR),
     "training": page(GET=VIEWER),
@@ -95,7 +96,7 @@ ORGANIZATION_POLICY: dict[str, Rule] = {
     "api-member": api(GET=OWNER, PATCH=OWNER),
     "api-audit": api(GET=OWNER),
     "api-datasets": api(GET=VIEWER, POST=EDITOR),
-    "api-dataset": api(GET=VIEWER, DELETE=EDITOR),
+    "api-dataset": api(GET=VIEWER, PATCH=EDITOR, DELETE=EDITOR),  # PATCH: column kinds and readings
     "api-dataset-preview": api(GET=VIEWER),
     "api-training-start": api(POST=EDITOR),
     "api-jobs": api(GET=VIEWER),

@@ -1,11 +1,13 @@
 """One organization holding an object of every kind the pages show, made once per test session through the
 same API and services people use (tests/conftest.py, `world` fixture).
 
-Kinds: datasets (a messy one with unicode names, ';' delimiter, dates, yes/no, gaps, an all-missing and a
-constant column, integer codes, large magnitudes and free text; one per problem type; one nothing uses), a
-version of every algorithm of the registry for every problem type it supports, an AutoML ensemble, deployed and
-rolled-back models with predictions and an evaluation, training jobs that succeeded, failed, were cancelled,
-are queued or running, batch predictions in each state, API keys (active and revoked) and members (active and
+Kinds: datasets (a messy one with unicode names, ';' delimiter, decimal commas, dd.mm.yyyy dates, ambiguous
+dates, yes/no, gaps, an all-missing and a constant column, integer codes, large magnitudes and free text, so its
+columns carry readings, one of them ambiguous; the same export a month later with unseen and unreadable values;
+one per problem type; one nothing uses), a version of every algorithm of the registry for every problem type it
+supports, an AutoML ensemble, deployed and rolled-back models with predictions and evaluations (one with
+warnings), training jobs that succeeded, failed, were cancelled, are queued or running, batch predictions in each
+state (a succeeded one with warnings), API keys (active and revoked) and members (active and
 deactivated). A second organization, `initech-rival`, has members and nothing else: what its owner asks for
 with initech's ids must not be found. `PROVIDERS` maps every URL parameter name to the samples of its kind.
 """
@@ -46,9 +48,10 @@ class World:
 
 # --- tables ------------------------------------------------------------------------------------------------
 
-def messy_csv(n: int = 160, seed: int = 7) -> bytes:
-    """What a spreadsheet export looks like: ';' delimiter, unicode names, ISO dates, yes/no, gaps, an empty
-    and a constant column, integer-coded categories, large magnitudes, free text."""
+def messy_frame(n: int = 160, seed: int = 7, *, start: str = "2023-01-15") -> pd.DataFrame:
+    """What a spreadsheet export looks like (written by `messy_csv`): unicode names, dates written dd.mm.yyyy,
+    dates that read both day first and month first (every day is 12 or less), yes/no, gaps, an empty and a
+    constant column, integer-coded categories, large magnitudes, free text."""
     rng = np.random.default_rng(seed)
     city = rng.choice(["Zürich", "Genève", "São Paulo", "Köln", None], n)
     active = rng.choice(["yes", "no"], n)
@@ -57,7 +60,9 @@ def messy_csv(n: int = 160, seed: int = 7) -> bytes:
     frame = pd.DataFrame({
         "Kunden-Nr.": np.arange(10_000, 10_000 + n),
         "Stadt": city,
-        "Anmeldung": pd.date_range("2023-01-15", periods=n, freq="3D").strftime("%Y-%m-%d"),
+        "Anmeldung": pd.date_range(start, periods=n, freq="3D").strftime("%d.%m.%Y"),
+        "Vertragsbeginn": [f"{day:02d}/{month:02d}/2023" for day, month in zip(rng.integers(1, 13, n),
+                                                                               rng.integers(1, 13, n))],
         "aktiv?": active,
         "Umsatz (€)": amount,
         "Tarif-Code": rng.integers(1, 5, n),
@@ -67,9 +72,26 @@ def messy_csv(n: int = 160, seed: int = 7) -> bytes:
         "konstant": ["x"] * n,
     })
     frame["Kündigung"] = np.where((frame["aktiv?"] == "no") | (frame["Stadt"] == "Köln") | (amount < 1000), "ja", "nein")
+    return frame
+
+
+def messy_csv(frame: pd.DataFrame | None = None) -> bytes:
+    """A messy frame as a German spreadsheet writes it: ';' between fields, decimal commas."""
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, sep=";")
+    (messy_frame() if frame is None else frame).to_csv(buffer, index=False, sep=";", decimal=",")
     return buffer.getvalue().encode()
+
+
+def messy_next_month(n: int = 60) -> bytes:
+    """The same export a month later, with values the model trained on `messy_csv` did not see: a new city,
+    sign-ups far after training's, amounts far outside its range and one no reading can read ("k.A.")."""
+    frame = messy_frame(n, seed=8, start="2026-06-01")
+    frame.loc[:4, "Stadt"] = "Wien"
+    amounts = frame["Umsatz (€)"].copy()
+    amounts[5:10] = 250_000.5
+    frame["Umsatz (€)"] = [None if pd.isna(v) else f"{v:.2f}".replace(".", ",") for v in amounts]  # text: as written
+    frame.loc[10, "Umsatz (€)"] = "k.A."
+    return messy_csv(frame)
 
 
 def multiclass_table(n: int = 150, seed: int = 2) -> pd.DataFrame:
@@ -77,6 +99,17 @@ def multiclass_table(n: int = 150, seed: int = 2) -> pd.DataFrame:
     frame = pd.DataFrame({"a": rng.normal(size=n).round(3), "b": rng.normal(size=n).round(3),
                           "shade": rng.choice(["light", "dark"], n)})
     frame["kind"] = np.select([frame["a"] > 0.4, frame["b"] > 0.2], ["alpha", "beta"], "gamma")
+    return frame
+
+
+def blended_table(n: int = 150, seed: int = 5) -> pd.DataFrame:
+    """A numeric target with a linear part (x1, x2), a non-linear one (a sine of x3, a step in x4), a category and
+    noise."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=n).round(3) for i in range(1, 5)})
+    frame["segment"] = rng.choice(["a", "b", "c"], n)
+    frame["y"] = (3 * frame["x1"] + 2 * frame["x2"] + 4 * np.sin(2 * frame["x3"]) + 3 * (frame["x4"] > 0.5)
+                  + 2 * (frame["segment"] == "a") + rng.normal(scale=1.5, size=n)).round(3)
     return frame
 
 
@@ -94,8 +127,11 @@ def build_world(make_org) -> World:
     from tenants.models import Organization
 
     org = make_org(SLUG)
-    Organization.objects.filter(slug=SLUG).update(max_concurrent_jobs=10)  # jobs left queued and running below
+    # jobs are left queued and running below; the walks send thousands of API requests within a minute, as
+    # each member and API key, so the plan's rate limits (tests/platform/test_rate_limits.py) are raised here
     world = World(org=org, rival=make_org(f"{SLUG}-rival"))
+    Organization.objects.filter(slug__in=[SLUG, f"{SLUG}-rival"]).update(max_concurrent_jobs=10, api_rate_per_minute=10**6,
+                                                                         api_burst=10**6)
     editor, viewer = org.client("editor"), org.client("viewer")
 
     def dataset(content: bytes, name: str, label: str, filename: str = "data.csv") -> dict:
@@ -106,12 +142,19 @@ def build_world(make_org) -> World:
         return body
 
     messy = dataset(messy_csv(), "Kündigungen 2024 (Export)", "dataset: messy export", "kündigungen;export.csv")
+    readings = {c["name"]: c.get("reading") or {} for c in messy["profile"]["columns"]}
+    assert readings["Umsatz (€)"].get("number_format") == "decimal_comma", readings["Umsatz (€)"]
+    assert readings["Anmeldung"].get("date_format") == "dd.mm.yyyy", readings["Anmeldung"]
+    assert readings["Vertragsbeginn"].get("alternatives"), readings["Vertragsbeginn"]  # ambiguous
+    assert readings["aktiv?"].get("kind") == "boolean", readings["aktiv?"]
+    next_month = dataset(messy_next_month(), "Kündigungen 2026-06", "dataset: messy export a month later")
     by_problem = {
         ProblemType.BINARY: (dataset(csv_bytes(table(150)), "binary", "dataset: binary target"), "label"),
         ProblemType.MULTICLASS: (dataset(csv_bytes(multiclass_table()), "multiclass", "dataset: three classes"), "kind"),
         ProblemType.REGRESSION: (dataset(csv_bytes(regression_table(150)), "regression", "dataset: numeric target"), "price"),
     }
     dataset(csv_bytes(table(60, seed=9)), "unused", "dataset: used by nothing")
+    blended = dataset(csv_bytes(blended_table()), "blended", "dataset: numeric target with linear and non-linear parts")
 
     # a version of every algorithm for every problem type it supports
     for key, algorithm in ALGORITHMS.items():
@@ -128,7 +171,8 @@ def build_world(make_org) -> World:
                                   algorithm="random_forest", params={"n_estimators": 15}, cv_folds=2)
     world.versions.insert(0, Sample("version: messy export, date column", messy_version["id"]))
     world.jobs.append(Sample("job: messy export, succeeded", messy_version["job_id"]))
-    _automl(world, by_problem[ProblemType.BINARY][0]["id"])
+    _automl(world, [(by_problem[ProblemType.BINARY][0]["id"], "label", 42), (blended["id"], "y", 0),
+                    (blended["id"], "y", 1), (blended["id"], "y", 5), (blended["id"], "y", 4)])
 
     # deployments: v1 then v2 of the binary model (a roll back is possible), the messy model, a staging alias
     binary_versions = [s.value for s in world.versions if s.label.endswith("/ binary")]
@@ -149,6 +193,10 @@ def build_world(make_org) -> World:
     evaluated = editor.post(f"/api/v1/ml/models/{deployed}/evaluate", {"dataset_id": by_problem[ProblemType.BINARY][0]["id"]},
                             format="json")
     assert evaluated.status_code == 201, evaluated.content
+    # the messy model on the export a month later: evaluated, and predicted in a batch, both with warnings
+    evaluated = editor.post(f"/api/v1/ml/models/{messy_version['id']}/evaluate", {"dataset_id": next_month["id"]},
+                            format="json")
+    assert evaluated.status_code == 201 and evaluated.json()["evaluations"][0]["warnings"], evaluated.content
 
     with schema_context(org.schema):
         from models_registry.models import RegisteredModel
@@ -161,23 +209,26 @@ def build_world(make_org) -> World:
                          Sample("model name: never deployed", "multiclass-model")]
 
     _jobs_in_every_state(world, by_problem[ProblemType.BINARY][0]["id"], deployed)
+    _batch_with_warnings(world, messy_version["id"], next_month["id"])
     _keys_and_members(world, registered)
     _platform_admin(world)
     connection.set_schema_to_public()
     return world
 
 
-def _automl(world: World, dataset_id: int) -> None:
+def _automl(world: World, attempts: list[tuple[int, str, int]]) -> None:
     """An AutoML run whose registered model is an ensemble. Whether the ensemble beats the best single candidate
-    depends on the data and on the time left after the search: on a busy machine a trial overruns and leaves none,
-    so a run without one is retried with a larger budget."""
+    depends on the data, on the split and on how many trials the budget allowed (fewer on a busy machine), so a
+    run that kept a single candidate is followed by another, with a larger budget, on the next (dataset, target,
+    random seed) of `attempts`: the binary table first, then a table whose target has a linear and a non-linear
+    part (a linear model and a tree ensemble each get one of them right, so their blend is usually better)."""
     from training.runner import run_training_job
 
     org = world.org
-    for budget in (8, 12, 20):
+    for budget, (dataset_id, target, seed) in zip((8, 8, 10, 12, 16), attempts):
         response = org.client("editor").post("/api/v1/ml/training/start", {
-            "dataset_id": dataset_id, "target": "label", "model_name": "automl-model", "algorithm": "auto",
-            "time_budget_s": budget, "cv_folds": 3}, format="json")
+            "dataset_id": dataset_id, "target": target, "model_name": f"automl-{target}", "algorithm": "auto",
+            "time_budget_s": budget, "cv_folds": 3, "random_state": seed}, format="json")
         assert response.status_code == 202, response.content
         job_id = response.json()["id"]
         with schema_context(org.schema):
@@ -188,7 +239,7 @@ def _automl(world: World, dataset_id: int) -> None:
             world.versions.append(Sample("version: AutoML ensemble", job["model_version_id"]))
             return
         world.jobs.append(Sample(f"job: AutoML, best single ({job['result']['algorithm']})", job_id))
-    raise AssertionError(f"AutoML chose no ensemble in three runs: {job['result']['ensemble']}")
+    raise AssertionError(f"AutoML chose no ensemble in {len(attempts)} runs: {job['result']['ensemble']}")
 
 
 def _jobs_in_every_state(world: World, dataset_id: int, version_id: int) -> None:
@@ -235,6 +286,20 @@ def _jobs_in_every_state(world: World, dataset_id: int, version_id: int) -> None
                    Sample("job: queued", queued), Sample("job: running", running)]
     world.batches = [Sample("batch: succeeded", succeeded), Sample("batch: failed", failed_batch),
                      Sample("batch: cancelled", cancelled_batch), Sample("batch: queued", queued_batch)]
+
+
+def _batch_with_warnings(world: World, version_id: int, dataset_id: int) -> None:
+    from models_registry.batch import run_batch
+    from models_registry.models import BatchPredictionJob
+
+    response = world.org.client("editor").post("/api/v1/ml/batch-predict", {"model_version_id": version_id,
+                                                                           "dataset_id": dataset_id}, format="json")
+    assert response.status_code == 202, response.content
+    batch_id = response.json()["id"]
+    with schema_context(world.org.schema):
+        assert run_batch(batch_id) == "succeeded"
+        assert BatchPredictionJob.objects.get(pk=batch_id).warnings
+    world.batches.insert(1, Sample("batch: succeeded, values that changed meaning", batch_id))
 
 
 def _keys_and_members(world: World, registered: dict[str, int]) -> None:

@@ -14,7 +14,7 @@ import re
 import pytest
 
 from tests.browser.conftest import run_in_background, sign_in
-from tests.world import messy_csv
+from tests.world import messy_csv, messy_frame
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +36,7 @@ def finish(page, org, work, job_id: int, status_selector: str, timeout_s: float 
     """Run the job as the worker would and wait for the open page to show it succeeded, without reloading."""
     worker, outcome = run_in_background(org, work, job_id)
     try:
-        page.wait_for_function(f"document.querySelector('{status_selector}').textContent.trim() === 'succeeded'",
+        page.wait_for_function(f"() => document.querySelector('{status_selector}').textContent.trim() === 'succeeded'",
                                timeout=timeout_s * 1000)
     finally:
         worker.join(timeout=timeout_s)  # never leave it writing after the test's database access ends
@@ -60,9 +60,10 @@ def test_the_journey_of_a_messy_export(browser, live_server_port, committed, org
         sign_in(page, demo, "editor")
         name = f"Kündigungen ({width} px)"
 
-        # upload the export: ';' delimiter, unicode names, dates, yes/no, gaps, an empty and a constant column
+        # upload the export: ';' delimiter, decimal commas, unicode names, dd.mm.yyyy and ambiguous dates, yes/no,
+        # gaps, an empty and a constant column
         export = tmp_path / "kündigungen;export.csv"
-        export.write_bytes(messy_csv(ROWS))
+        export.write_bytes(messy_csv(messy_frame(ROWS)))
         page.goto(base + "/datasets/")
         fits_the_screen(page, "datasets")
         page.set_input_files("[data-testid=upload-form] input[type=file]", str(export))
@@ -72,10 +73,16 @@ def test_the_journey_of_a_messy_export(browser, live_server_port, committed, org
 
         # its profile reads each column for what it is
         assert page.text_content("h1") == name
-        kinds = dict(zip([c.strip() for c in page.locator("[data-testid=profile] tbody tr td:first-child").all_text_contents()],
-                         [k.strip() for k in page.locator("[data-testid=profile] tbody tr td:nth-child(2)").all_text_contents()]))
+        names = [c.strip() for c in page.locator("[data-testid=profile] tbody tr td:first-child").all_text_contents()]
+        kinds = dict(zip(names, [k.strip() for k in page.locator(
+            "[data-testid=profile] tbody tr td:nth-child(2) > .badge:first-child").all_text_contents()]))
         assert kinds["Anmeldung"] == "datetime" and kinds["aktiv?"] == "boolean" and kinds["Stadt"] == "categorical"
         assert kinds["Umsatz (€)"] == "numeric" and kinds["Kunden-Nr."] == "identifier"
+        # and says how it reads them: decimal commas, day first, and which dates could be read either way
+        row = {n: page.locator("[data-testid=profile] tbody tr").nth(i) for i, n in enumerate(names)}
+        assert "decimal comma" in row["Umsatz (€)"].locator("[data-testid=reading]").text_content()
+        assert "dd.mm.yyyy" in row["Anmeldung"].locator("[data-testid=reading]").text_content()
+        assert row["Vertragsbeginn"].locator("[data-testid=ambiguous]").count() == 1
         assert page.text_content("[data-testid=rows]").strip() == str(ROWS)
         fits_the_screen(page, "dataset")
         dataset_url = page.url
@@ -106,9 +113,10 @@ def test_the_journey_of_a_messy_export(browser, live_server_port, committed, org
         with page.expect_navigation():
             page.click("text=Deploy to production")
         assert "production" in page.text_content("[data-testid=alias]")
-        assert "Anmeldung" in page.input_value("#try-record")
+        example = json.loads(page.input_value("#try-record"))  # written as the export writes its values
+        assert re.fullmatch(r"\d{2}\.\d{2}\.\d{4}", example["Anmeldung"]) and "," in example["Umsatz (€)"]
         page.click("#try-form button[type=submit]")
-        page.wait_for_function("document.getElementById('try-result').textContent.includes('predictions')")
+        page.wait_for_function("() => document.getElementById('try-result').textContent.includes('predictions')")
         assert json.loads(page.text_content("#try-result"))["predictions"][0] in ("ja", "nein")
 
         # a batch prediction over the uploaded table, then its CSV
@@ -138,8 +146,8 @@ def test_the_journey_of_a_messy_export(browser, live_server_port, committed, org
         page.wait_for_selector("[data-testid=leaderboard]")
         fits_the_screen(page, "AutoML job")
         page.click("text=Log")  # opened, the log shows its newest line
-        page.wait_for_function("""(() => { const log = document.querySelector('pre.log');
-            return log.scrollHeight > log.clientHeight && log.scrollTop + log.clientHeight >= log.scrollHeight - 4; })()""")
+        page.wait_for_function("""() => { const log = document.querySelector('pre.log');
+            return log.scrollHeight > log.clientHeight && log.scrollTop + log.clientHeight >= log.scrollHeight - 4; }""")
         with page.expect_navigation():
             page.click("text=Deploy the best")
         assert f"{name}-automl v1" in page.text_content("h1")

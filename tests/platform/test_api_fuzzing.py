@@ -49,7 +49,7 @@ def throwaway_org(orgs, django_db_blocker):
         key = owner.post("/api/v1/api-keys", {"name": "fuzz", "model_ids": [registered["id"]]}, format="json").json()
         org.ids = {"dataset_id": churn["id"], "version_id": version["id"], "model_id": registered["id"],
                    "model_name": "churn", "user_id": org.user_ids["viewer"], "key_id": key["key"]["id"],
-                   "training_job_id": version["job_id"], "batch_job_id": batch["id"]}
+                   "job_id": version["job_id"], "batch_id": batch["id"]}
         connection.set_schema_to_public()
     yield org
     with django_db_blocker.unblock():
@@ -65,11 +65,7 @@ def _config(ids: dict, path: Path) -> Path:
     def value(v):
         return json.dumps(v)
 
-    fixed = {k: v for k, v in ids.items() if not k.endswith("job_id")}
-    lines = ["[parameters]", *(f'"path.{name}" = {value(v)}' for name, v in fixed.items())]
-    for regex, job in (("^/api/v1/ml/training/jobs/", ids["training_job_id"]),
-                       ("^/api/v1/ml/batch-predict/", ids["batch_job_id"])):
-        lines += ["", "[[operations]]", f'include-path-regex = "{regex}"', f'parameters = {{ "path.job_id" = {job} }}']
+    lines = ["[parameters]", *(f'"path.{name}" = {value(v)}' for name, v in ids.items())]
     path.write_text("\n".join(lines) + "\n")
     return path
 

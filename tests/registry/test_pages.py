@@ -118,3 +118,22 @@ def test_compare_highlights_the_best_by_each_metrics_direction(world):
         best = [float(v) for mark, v in cells if mark]
         assert best == [min(values) if lowest else max(values)], (metric, cells)
     assert regex.search(r'<td class="num best">[^<]*±', table)  # the CV row too
+
+
+def test_the_messy_version_says_how_it_reads_each_column_and_what_its_evaluation_met(world):
+    # Given the model trained on the messy export (decimal commas, dd.mm.yyyy dates), evaluated on the
+    # export a month later (a new city, amounts far outside training's, a value no reading reads)
+    version = next(s.value for s in world.versions if s.label == "version: messy export, date column")
+    page = signed_in(world.org, "viewer").get(f"/models/versions/{version}/").content.decode()
+    # Then its feature schema says how each column is read
+    readings = re.findall(r'data-testid="reading">([^<]*)<', page)
+    assert any("decimal comma" in r for r in readings) and any("dd.mm.yyyy" in r for r in readings)
+    assert any("ambiguous" in r for r in readings)
+    # and the evaluation lists the values that changed meaning, by column and kind
+    warnings = page.split('data-testid="evaluation-warnings"')[1].split("</div>")[0]
+    for column, code in (("Stadt", "unseen_category"), ("Umsatz (€)", "out_of_range"), ("Umsatz (€)", "unreadable_value")):
+        assert re.search(rf"<code>{re.escape(column)}</code> {code}", warnings), (column, code, warnings)
+    # and so does the batch over the same table
+    batch = next(s.value for s in world.batches if "changed meaning" in s.label)
+    page = signed_in(world.org, "viewer").get(f"/models/batch/{batch}/").content.decode()
+    assert 'data-testid="batch-warnings"' in page and "<code>Stadt</code> unseen_category" in page

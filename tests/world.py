@@ -43,7 +43,7 @@ class World:
     members: list[Sample] = field(default_factory=list)
     #: secrets of two API keys: "in" may predict with the first version and model name samples, "out" may not
     key_secrets: dict[str, str] = field(default_factory=dict)
-    superuser: tuple[str, str] = ("platform-admin", "platform-admin-pass-1")
+    superuser: tuple[str, str] = ("walk-admin", "walk-admin-pass-1")  # its own: other tests make a "platform-admin"
 
 
 # --- tables ------------------------------------------------------------------------------------------------

@@ -222,23 +222,18 @@ def _automl(world: World, attempts: list[tuple[int, str, int]]) -> None:
     run that kept a single candidate is followed by another, with a larger budget, on the next (dataset, target,
     random seed) of `attempts`: the binary table first, then a table whose target has a linear and a non-linear
     part (a linear model and a tree ensemble each get one of them right, so their blend is usually better)."""
-    from training.runner import run_training_job
+    from tests.conftest import train_version
 
     org = world.org
     for budget, (dataset_id, target, seed) in zip((8, 8, 10, 12, 16), attempts):
-        response = org.client("editor").post("/api/v1/ml/training/start", {
-            "dataset_id": dataset_id, "target": target, "model_name": f"automl-{target}", "algorithm": "auto",
-            "time_budget_s": budget, "cv_folds": 3, "random_state": seed}, format="json")
-        assert response.status_code == 202, response.content
-        job_id = response.json()["id"]
-        with schema_context(org.schema):
-            assert run_training_job(job_id) == "succeeded"
-        job = org.client("viewer").get(f"/api/v1/ml/training/jobs/{job_id}").json()
-        if job["result"]["algorithm"] == "ensemble":
-            world.jobs.insert(0, Sample("job: AutoML, ensemble chosen", job_id))
-            world.versions.append(Sample("version: AutoML ensemble", job["model_version_id"]))
+        version = train_version(org, dataset_id, target=target, model_name=f"automl-{target}", algorithm="auto",
+                                time_budget_s=budget, cv_folds=3, random_state=seed)
+        if version["algorithm"] == "ensemble":
+            world.jobs.insert(0, Sample("job: AutoML, ensemble chosen", version["job_id"]))
+            world.versions.append(Sample("version: AutoML ensemble", version["id"]))
             return
-        world.jobs.append(Sample(f"job: AutoML, best single ({job['result']['algorithm']})", job_id))
+        world.jobs.append(Sample(f"job: AutoML, best single ({version['algorithm']})", version["job_id"]))
+    job = org.client("viewer").get(f"/api/v1/ml/training/jobs/{version['job_id']}").json()
     raise AssertionError(f"AutoML chose no ensemble in {len(attempts)} runs: {job['result']['ensemble']}")
 
 

@@ -4,15 +4,10 @@ import html
 import re
 
 import pytest
-from django.test import Client
+
+from tests.accounts.test_pages import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(org, role) -> Client:
-    client = Client(HTTP_HOST=org.host)
-    assert client.post("/login/", {"username": role, "password": f"{role}-pass-123"}).status_code == 302
-    return client
 
 
 def job(world, label: str) -> int:

@@ -150,6 +150,21 @@ def test_a_value_read_alone_reads_as_in_its_column(reading):
             assert expected == alone, (text, expected, alone)
 
 
+@pytest.mark.parametrize("reading", READINGS[:-2], ids=lambda r: f"{r.kind}-{r.format_key}")
+def test_a_value_written_in_a_columns_format_reads_back_as_itself(reading):
+    # Given values of every sign and size (dates with and without a time)
+    values = ([0, 7, -0.25, 1234.5, -1234567.125, 86084.15, 2.0e15] if reading.kind == "numeric"
+              else [datetime(2024, 3, 7), datetime(1999, 12, 31, 23, 5, 9), datetime(2024, 11, 2, 0, 0, 1)])
+    for value in values:
+        # When it is written as the column writes its values, then read with the column's reading
+        written = reading.write(value)
+        assert (type(written) is not str) == (reading.kind == "numeric" and reading.format_key == "plain"), written
+        # Then it is the same value
+        assert reading.read_value(written) == (np.datetime64(value, "us") if reading.kind == "datetime" else value)
+        if reading.format_key not in ("plain", "iso8601", None):
+            assert reading.read(pd.Series([written], dtype=object)).iloc[0] == reading.read_value(written)
+
+
 def test_typed_values_are_taken_as_they_are():
     reading = ColumnReading("numeric", number_format="dot_thousands")
     assert reading.read(pd.Series([1.5, None, 3])).tolist()[::2] == [1.5, 3.0]
